@@ -1,0 +1,32 @@
+"""The harness's own plugin: its task types and the repository's tasks/ folder.
+
+Registered in bench.registry exactly like an entry-point plugin (pytest's default plugins
+are the model); lenses are not here: every lens, built-in or not, comes through entry points.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.hookspecs import hookimpl
+from bench.paths import REPO_ROOT
+from bench.registry import TaskType
+from bench.tasks import knowledge_ablation
+
+
+@hookimpl
+def bench_task_types() -> list[TaskType]:
+    return [
+        TaskType(
+            name="knowledge_ablation",
+            description="ΔProb: drop in p(answer) when a fact's top-k attributed units are ablated.",
+            config_model=knowledge_ablation.KnowledgeAblationConfig,
+            run=knowledge_ablation.run,
+        )
+    ]
+
+
+@hookimpl
+def bench_task_dirs() -> list[Path]:
+    tasks = REPO_ROOT / "tasks"
+    return [tasks] if tasks.is_dir() else []

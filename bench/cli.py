@@ -1,0 +1,139 @@
+"""The `bench` command: run, list, leaderboard. Flag names follow lm-eval's where they overlap."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from tabulate import tabulate
+
+from bench.errors import BenchError
+from bench.models import DEFAULT_MODEL, DTYPES
+from bench.paths import data_dir
+from bench.registry import plugins
+from bench.runner import CellResult, RunOptions, run_task
+from bench.taskspec import load_task, task_files
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key, value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description="Score analytical lenses of language models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run tasks with a lens on a model and write result records")
+    run.add_argument("--model", default=DEFAULT_MODEL, help=f"HF model id or local path (default: {DEFAULT_MODEL})")
+    run.add_argument("--units", "--lens", required=True, help="lens name(s), comma-separated (see `bench list`)")
+    run.add_argument("--task", "--tasks", required=True, help="task name(s) or YAML path(s), comma-separated")
+    run.add_argument("--layers", type=_int_list, help="comma-separated layers; default: the task's")
+    run.add_argument("--limit", type=int, help="use at most N items (facts) per task")
+    run.add_argument("--batch-size", "--batch_size", type=int, default=32, help="sequences per forward pass")
+    run.add_argument("--device", default="cpu")
+    run.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    run.add_argument("--seed", type=int, help="override the task's seed")
+    run.add_argument("--output-dir", "--output_path", type=Path, default=Path("results"))
+    run.add_argument("--data-dir", type=Path, help="folder with pararel/, wikitext-2/, ... ($LENS_BENCH_DATA)")
+    run.add_argument("--lens-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--force", action="store_true", help="recompute records that already exist")
+
+    sub.add_parser("list", help="show every registered lens and task and where it comes from")
+
+    board = sub.add_parser("leaderboard", help="render every result record as leaderboard/README.md")
+    board.add_argument("--results-dir", type=Path, default=Path("results"))
+    board.add_argument("--output", type=Path, default=Path("leaderboard/README.md"))
+    return parser
+
+
+def _print_cells(cells: list[CellResult]) -> None:
+    metrics = list(cells[0].record["metrics"]) if cells else []
+    rows = [
+        [cell.site, *(f"{m['mean']:.3f} ± {m['se']:.3f}" for m in map(cell.record["metrics"].get, metrics)),
+         cell.record["metrics"][metrics[0]]["n"], "cached" if cell.skipped else f"{cell.record['provenance']['wall_time_s']:.0f}s"]
+        for cell in cells
+    ]
+    print(tabulate(rows, headers=["site", *metrics, "n", "time"], tablefmt="github"))
+    for cell in cells:
+        print(f"  record: {cell.path}")
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    from bench.models import load_model  # torch/transformers import only when a model is needed
+
+    registry = plugins()
+    tasks = [load_task(registry, name) for name in args.task.split(",")]
+    lenses = args.units.split(",")
+    for lens in lenses:
+        registry.lenses.entry(lens)  # unknown lens: fail before loading the model
+    if args.batch_size < 1:
+        raise BenchError("--batch-size must be at least 1.")
+    loaded = load_model(args.model, args.device, args.dtype)
+    options = RunOptions(
+        layers=args.layers,
+        limit=args.limit,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        output_dir=args.output_dir,
+        data_dir=data_dir(args.data_dir),
+        force=args.force,
+        lens_options=dict(args.lens_option),
+    )
+    for task in tasks:
+        for lens in lenses:
+            print(f"\n== {task.name} × {lens} on {args.model}")
+            _print_cells(run_task(registry, loaded, task, lens, options))
+
+
+def _cmd_list(_: argparse.Namespace) -> None:
+    registry = plugins()
+    print("Lenses:")
+    print(tabulate(
+        [[e.name, e.obj.description, e.obj.default_site, e.source] for e in registry.lenses],
+        headers=["name", "description", "default site", "from"], tablefmt="simple",
+    ))
+    print("\nTasks:")
+    rows = []
+    for name, path in sorted(task_files(registry).items()):
+        task = load_task(registry, str(path))
+        rows.append([name, task.config.description, task.type.name, registry.task_types.entry(task.type.name).source, path])
+    print(tabulate(rows, headers=["name", "description", "type", "from", "file"], tablefmt="simple"))
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> None:
+    from bench.leaderboard import write_leaderboard
+    from bench.results import load_records
+
+    command = shlex.join(["bench", "leaderboard", "--results-dir", str(args.results_dir)])
+    out = write_leaderboard(load_records(args.results_dir), args.output, command)
+    print(f"wrote {out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = {"run": _cmd_run, "list": _cmd_list, "leaderboard": _cmd_leaderboard}[args.command]
+    try:
+        handler(args)
+    except BenchError as err:
+        print(f"bench: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nbench: interrupted. Finished items are saved; rerun the same command to resume.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""What the harness hands a task type's ``run``: one (model, lens, site, task) cell to compute."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.lens import Lens
+from bench.models import LoadedModel
+from bench.results import RecordSlot
+from bench.taskspec import TaskConfig
+
+
+@dataclass
+class TaskContext:
+    loaded: LoadedModel
+    lens: Lens
+    config: TaskConfig  # with the run's --limit, --seed and --layers already applied
+    batch_size: int
+    data_dir: Path | None
+    slot: RecordSlot  # done_items() to resume from, log_items() as work finishes
+    progress: Callable[[str, int, int], object]  # (description, total, initial) -> a tqdm-like bar

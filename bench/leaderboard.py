@@ -1,0 +1,81 @@
+"""`bench leaderboard`: every finished record on disk, as one markdown table comparing lenses."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tabulate import tabulate
+
+from bench.errors import BenchError
+from bench.io import write_atomic
+
+_METRIC_NAMES = {"delta_prob": "ΔProb", "p_clean": "P(answer)"}
+
+
+def _metric_label(task: str, metric: str) -> str:
+    base, _, suffix = metric.partition("@")
+    name = _METRIC_NAMES.get(base, base)
+    return f"{task}: {name}" + (f"@{suffix}" if suffix else "")
+
+
+def _layer(site: str) -> int:
+    match = re.match(r"blocks\.(\d+)\.", site)
+    return int(match.group(1)) if match else -1
+
+
+def frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (record, metric); when a cell was computed twice, the latest record wins."""
+    rows = []
+    for record in records:
+        for metric, value in record["metrics"].items():
+            rows.append(
+                {
+                    "model": record["model"]["id"],
+                    "lens": record["lens"]["name"],
+                    "site": record["lens"]["site"],
+                    "task": record["task"]["name"],
+                    "metric": metric,
+                    "column": _metric_label(record["task"]["name"], metric),
+                    "cell": f"{value['mean']:.3f} ± {value['se']:.3f} ({value['n']})",
+                    "finished": record["provenance"]["finished"],
+                    "record": record["id"],
+                    "commit": record["provenance"].get("git_commit"),
+                    "weights": record["model"]["weights_sha256"][:12],
+                    "seed": record["task"]["config"].get("seed"),
+                }
+            )
+    if not rows:
+        raise BenchError("no result records found; run `bench run ...` first or pass --results-dir.")
+    df = pd.DataFrame(rows).sort_values("finished")
+    return df.drop_duplicates(["model", "lens", "site", "task", "metric"], keep="last")
+
+
+def render(df: pd.DataFrame, command: str) -> str:
+    table = df.pivot(index=["model", "lens", "site"], columns="column", values="cell").fillna("")
+    order = sorted(table.index, key=lambda key: (key[0], key[1], _layer(key[2]), key[2]))
+    table = table.loc[order]
+    body = tabulate(table.reset_index(), headers="keys", tablefmt="github", showindex=False)
+    provenance = (
+        df.drop_duplicates("record")
+        .sort_values(["model", "lens", "site", "task"])
+        .apply(
+            lambda r: f"- `{r.record}` {r.model} / {r.lens} / {r.site} / {r.task}: weights `{r.weights}`, "
+            f"seed {r.seed}, commit `{r.commit}`, finished {r.finished}",
+            axis=1,
+        )
+    )
+    return (
+        "# lens-bench leaderboard\n\n"
+        "Each cell is `mean ± bootstrap SE (n)`. Lenses are compared at equal k.\n"
+        f"Regenerate with `{command}`.\n\n"
+        f"{body}\n\n## Provenance\n\n" + "\n".join(provenance) + "\n"
+    )
+
+
+def write_leaderboard(records: Iterable[dict[str, Any]], out: Path, command: str) -> Path:
+    write_atomic(out, render(frame(records), command))
+    return out

@@ -1,0 +1,83 @@
+"""The contract every lens implements, and how the harness runs a model through one.
+
+A lens re-expresses the activation at one site as unit activations ``f = encode(acts)``
+and can write edited units back: ``patch(acts, f, f_new)`` returns the site's new value,
+with ``patch(acts, f, f) == acts[site]``. Ablation, integrated gradients and any other
+intervention are edits of ``f``, so the harness needs nothing else from a lens:
+
+- MLP neurons: ``f`` is the neuron layer itself and ``patch`` returns ``f_new``;
+- SAE features: ``f = sae.encode(h)`` and ``patch`` adds ``(f_new - f) @ W_dec`` to ``h``,
+  which keeps the SAE's error term;
+- token-conditional units (a neuron split by which cluster a token falls in) read extra
+  sites (``reads``) captured earlier in the same forward pass.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from bench.models import LoadedModel
+from bench.sites import SiteFn, hooked
+
+# An edit receives the unit activations [batch, pos, n_units] and returns edited ones.
+UnitEdit = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Lens(ABC):
+    site: str  # TransformerLens-style name of the site whose activation the units re-express
+    reads: tuple[str, ...] = ()  # further sites encode() needs; they must run before `site`
+
+    @property
+    @abstractmethod
+    def n_units(self) -> int: ...
+
+    @abstractmethod
+    def encode(self, acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Unit activations [batch, pos, n_units] from ``acts[self.site]`` (and ``self.reads``)."""
+
+    @abstractmethod
+    def patch(self, acts: Mapping[str, torch.Tensor], units: torch.Tensor, new_units: torch.Tensor) -> torch.Tensor:
+        """The site's new activation once ``units`` (from encode) are replaced by ``new_units``."""
+
+    def config(self) -> dict[str, Any]:
+        """What identifies this lens beyond its name and site (an SAE's id, a seed, ...)."""
+        return {}
+
+
+@contextmanager
+def lensed(loaded: LoadedModel, lens: Lens, edit: UnitEdit) -> Iterator[None]:
+    """Every forward pass inside the context runs with ``edit`` applied to the lens's units."""
+    captured: dict[str, torch.Tensor] = {}
+
+    def capture(name: str) -> SiteFn:
+        def fn(tensor: torch.Tensor) -> None:
+            captured[name] = tensor
+
+        return fn
+
+    def at_site(tensor: torch.Tensor) -> torch.Tensor:
+        acts = {**captured, lens.site: tensor}
+        units = lens.encode(acts)
+        return lens.patch(acts, units, edit(units))
+
+    fns: dict[str, SiteFn] = {name: capture(name) for name in lens.reads}
+    fns[lens.site] = at_site
+    with hooked(loaded.model, fns):
+        yield
+
+
+@contextmanager
+def recording(loaded: LoadedModel, lens: Lens, into: list[torch.Tensor]) -> Iterator[None]:
+    """Append the unit activations of every forward pass inside the context to ``into``."""
+
+    def keep(units: torch.Tensor) -> torch.Tensor:
+        into.append(units.detach())
+        return units
+
+    with lensed(loaded, lens, keep):
+        yield

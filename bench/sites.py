@@ -1,0 +1,160 @@
+"""TransformerLens-style site names mapped onto Hugging Face modules, one adapter per architecture.
+
+A site is ``blocks.{L}.{hook}``. Each hook is read either at a module's output or at a
+module's input; the adapter table below is the only place that knows module names, so a
+new architecture is one row (SAEBench's lesson: keep per-architecture knowledge in one table).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from bench.errors import BenchError
+
+
+@dataclass(frozen=True)
+class Architecture:
+    blocks: str  # path from the CausalLM to the ModuleList of transformer blocks
+    attn_out: str  # module (inside a block) whose output is what the block adds from attention
+    mlp_out: str  # module whose output is what the block adds from the MLP
+    mlp: str  # the MLP module: its input is the normalized residual the MLP reads
+    mlp_down: str  # the MLP's output projection: its input is the neuron layer
+    d_mlp_attr: tuple[str, ...]  # config attributes that may hold the MLP width, first found wins
+
+
+_LLAMA = Architecture("model.layers", "self_attn", "mlp", "mlp", "mlp.down_proj", ("intermediate_size",))
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "llama": _LLAMA,
+    "mistral": _LLAMA,
+    "qwen2": _LLAMA,
+    # Gemma-2 normalizes each sublayer's output before adding it to the residual stream;
+    # TransformerLens's hook_attn_out / hook_mlp_out sit after those norms, and so do we.
+    "gemma2": Architecture(
+        "model.layers",
+        "post_attention_layernorm",
+        "post_feedforward_layernorm",
+        "mlp",
+        "mlp.down_proj",
+        ("intermediate_size",),
+    ),
+    "gpt2": Architecture("transformer.h", "attn", "mlp", "mlp", "mlp.c_proj", ("n_inner",)),
+    "gpt_neox": Architecture(
+        "gpt_neox.layers", "attention", "mlp", "mlp", "mlp.dense_4h_to_h", ("intermediate_size",)
+    ),
+}
+
+Port = Literal["input", "output"]
+# hook name -> (which module of the adapter, read at its input or output)
+HOOKS: dict[str, tuple[str, Port]] = {
+    "hook_resid_pre": ("block", "input"),
+    "hook_resid_post": ("block", "output"),
+    "hook_attn_out": ("attn_out", "output"),
+    "hook_mlp_out": ("mlp_out", "output"),
+    "ln2.hook_normalized": ("mlp", "input"),
+    "mlp.hook_post": ("mlp_down", "input"),
+}
+
+_SITE_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    layer: int
+    hook: str
+
+    @classmethod
+    def parse(cls, name: str) -> Site:
+        match = _SITE_RE.match(name)
+        if not match or match.group(2) not in HOOKS:
+            raise BenchError(
+                f"unknown site {name!r}. Sites look like blocks.<layer>.<hook> with hook one of: "
+                f"{', '.join(HOOKS)} (TransformerLens names)."
+            )
+        return cls(name, int(match.group(1)), match.group(2))
+
+
+def architecture_of(model: nn.Module) -> Architecture:
+    model_type = getattr(model.config, "model_type", None)
+    if model_type not in ARCHITECTURES:
+        raise BenchError(
+            f"architecture {model_type!r} has no site mapping. Supported: {', '.join(sorted(ARCHITECTURES))}. "
+            "Add a row to ARCHITECTURES in bench/sites.py to support it."
+        )
+    return ARCHITECTURES[model_type]
+
+
+def n_layers(model: nn.Module) -> int:
+    return len(model.get_submodule(architecture_of(model).blocks))
+
+
+def site_width(model: nn.Module, site: Site) -> int:
+    """Width of the activation at a site, from the config alone (no forward pass)."""
+    config = model.config
+    if site.hook != "mlp.hook_post":
+        return int(config.hidden_size)
+    for attr in architecture_of(model).d_mlp_attr:
+        if getattr(config, attr, None):
+            return int(getattr(config, attr))
+    return 4 * int(config.hidden_size)  # GPT-2's convention when n_inner is None
+
+
+def resolve(model: nn.Module, site: Site) -> tuple[nn.Module, Port]:
+    arch = architecture_of(model)
+    blocks = model.get_submodule(arch.blocks)
+    if not 0 <= site.layer < len(blocks):
+        raise BenchError(f"site {site.name!r}: layer {site.layer} is out of range; the model has {len(blocks)} layers.")
+    which, port = HOOKS[site.hook]
+    block = blocks[site.layer]
+    module = block if which == "block" else block.get_submodule(getattr(arch, which))
+    return module, port
+
+
+# A site function sees the activation ([batch, pos, d]) and returns a replacement or None.
+SiteFn = Callable[[torch.Tensor], torch.Tensor | None]
+
+
+def _first_tensor_hook(fn: SiteFn, port: Port) -> Callable[..., Any]:
+    """Adapt fn to a module hook whose first argument/output (a tensor or a tuple) is the activation."""
+
+    def swap(value: Any) -> Any:
+        tensor = value[0] if isinstance(value, tuple) else value
+        new = fn(tensor)
+        if new is None:
+            return None
+        return (new, *value[1:]) if isinstance(value, tuple) else new
+
+    if port == "output":
+        return lambda _module, _args, output: swap(output)
+
+    def pre_hook(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if args:
+            new = swap(args)
+            return None if new is None else (new, kwargs)
+        new = fn(kwargs["hidden_states"])
+        return None if new is None else (args, {**kwargs, "hidden_states": new})
+
+    return pre_hook
+
+
+@contextmanager
+def hooked(model: nn.Module, fns: dict[str, SiteFn]) -> Iterator[None]:
+    """Run fns at their sites during every forward pass inside the context."""
+    with ExitStack() as stack:
+        for name, fn in fns.items():
+            module, port = resolve(model, Site.parse(name))
+            hook = _first_tensor_hook(fn, port)
+            if port == "output":
+                handle = module.register_forward_hook(hook)
+            else:
+                handle = module.register_forward_pre_hook(hook, with_kwargs=True)
+            stack.callback(handle.remove)
+        yield
