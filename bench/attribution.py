@@ -45,7 +45,10 @@ def _rows_pass(
     """Original units at the last prompt token, and d p(y|x) / d units there at the given scales."""
     batch = collate(items, loaded.tokenizer.pad_token_id, loaded.device)
     out: dict[str, torch.Tensor] = {}
-    with torch.set_grad_enabled(grad), lensed(loaded, lens, _scaling_edit(batch.last_prompt, alphas, out, grad)):
+    with (
+        torch.set_grad_enabled(grad),
+        lensed(loaded, lens, _scaling_edit(batch.last_prompt, alphas, out, grad)),
+    ):
         probs = score(loaded, batch).log_prob.exp()
         if grad:
             probs.sum().backward()  # rows are independent, so each leaf row gets its own gradient
@@ -65,7 +68,9 @@ def attribute(
     """Attribution scores [len(items), n_units]."""
     if method not in METHODS:
         raise BenchError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}.")
-    alphas = torch.arange(1, steps + 1, dtype=torch.float32) / steps if method == "integrated_gradients" else torch.ones(1)
+    alphas = (
+        torch.arange(1, steps + 1, dtype=torch.float32) / steps if method == "integrated_gradients" else torch.ones(1)
+    )
     plan = [(i, alpha) for i in range(len(items)) for alpha in alphas.tolist()]  # fact-major rows
     original = torch.zeros(len(items), lens.n_units)
     grad_sum = torch.zeros(len(items), lens.n_units)

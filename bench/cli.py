@@ -61,8 +61,12 @@ def _parser() -> argparse.ArgumentParser:
 def _print_cells(cells: list[CellResult]) -> None:
     metrics = list(cells[0].record["metrics"]) if cells else []
     rows = [
-        [cell.site, *(f"{m['mean']:.3f} ± {m['se']:.3f}" for m in map(cell.record["metrics"].get, metrics)),
-         cell.record["metrics"][metrics[0]]["n"], "cached" if cell.skipped else f"{cell.record['provenance']['wall_time_s']:.0f}s"]
+        [
+            cell.site,
+            *(f"{m['mean']:.3f} ± {m['se']:.3f}" for m in map(cell.record["metrics"].get, metrics)),
+            cell.record["metrics"][metrics[0]]["n"],
+            "cached" if cell.skipped else f"{cell.record['provenance']['wall_time_s']:.0f}s",
+        ]
         for cell in cells
     ]
     print(tabulate(rows, headers=["site", *metrics, "n", "time"], tablefmt="github"))
@@ -100,15 +104,26 @@ def _cmd_run(args: argparse.Namespace) -> None:
 def _cmd_list(_: argparse.Namespace) -> None:
     registry = plugins()
     print("Lenses:")
-    print(tabulate(
-        [[e.name, e.obj.description, e.obj.default_site, e.source] for e in registry.lenses],
-        headers=["name", "description", "default site", "from"], tablefmt="simple",
-    ))
+    print(
+        tabulate(
+            [[e.name, e.obj.description, e.obj.default_site, e.source] for e in registry.lenses],
+            headers=["name", "description", "default site", "from"],
+            tablefmt="simple",
+        )
+    )
     print("\nTasks:")
     rows = []
     for name, path in sorted(task_files(registry).items()):
         task = load_task(registry, str(path))
-        rows.append([name, task.config.description, task.type.name, registry.task_types.entry(task.type.name).source, path])
+        rows.append(
+            [
+                name,
+                task.config.description,
+                task.type.name,
+                registry.task_types.entry(task.type.name).source,
+                path,
+            ]
+        )
     print(tabulate(rows, headers=["name", "description", "type", "from", "file"], tablefmt="simple"))
 
 
@@ -130,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\nbench: interrupted. Finished items are saved; rerun the same command to resume.", file=sys.stderr)
+        print(
+            "\nbench: interrupted. Finished items are saved; rerun the same command to resume.",
+            file=sys.stderr,
+        )
         return 130
     return 0
 

@@ -11,13 +11,13 @@ from tqdm.auto import tqdm
 
 from bench.io import write_json_atomic
 from bench.models import LoadedModel
-from bench.paths import cache_dir
 from bench.pararel import Fact
+from bench.paths import cache_dir
 from bench.scoring import collate, encode, score
 
 
 def clean_scores(loaded: LoadedModel, facts: Sequence[Fact], batch_size: int) -> list[tuple[float, bool]]:
-    """(p(y|x), greedy correct) for every fact on the unedited model; cached on disk per model and fact list."""
+    """(p(y|x), greedy correct) for every fact on the unedited model, cached per model and fact list."""
     key = hashlib.sha256(
         json.dumps([loaded.weights_sha256, str(loaded.dtype), [(f.id, f.prompt, f.answer) for f in facts]]).encode()
     ).hexdigest()[:16]

@@ -63,8 +63,10 @@ def render(df: pd.DataFrame, command: str) -> str:
         df.drop_duplicates("record")
         .sort_values(["model", "lens", "site", "task"])
         .apply(
-            lambda r: f"- `{r.record}` {r.model} / {r.lens} / {r.site} / {r.task}: weights `{r.weights}`, "
-            f"seed {r.seed}, commit `{r.commit}`, finished {r.finished}",
+            lambda r: (
+                f"- `{r.record}` {r.model} / {r.lens} / {r.site} / {r.task}: weights `{r.weights}`, "
+                f"seed {r.seed}, commit `{r.commit}`, finished {r.finished}"
+            ),
             axis=1,
         )
     )

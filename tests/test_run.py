@@ -1,0 +1,132 @@
+"""`bench run` end to end on tiny models: ΔProb by hand, resume after an interrupt, CLI errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.cli import main
+from bench.tasks import knowledge_ablation
+
+
+def run_cli(tmp_path: Path, model: Path, task: Path, data: Path, *extra: str) -> int:
+    return main(
+        [
+            "run",
+            "--model",
+            str(model),
+            "--units",
+            "mlp_neurons",
+            "--task",
+            str(task),
+            "--data-dir",
+            str(data),
+            "--output-dir",
+            str(tmp_path / "results"),
+            "--batch-size",
+            "4",
+            *extra,
+        ]
+    )
+
+
+def records(tmp_path: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((tmp_path / "results").rglob("*.json"))]
+
+
+def test_delta_prob_matches_a_hand_computation(tmp_path, tiny_model_dirs, tiny_llama, tiny_task, pararel_dir) -> None:
+    assert run_cli(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir) == 0
+    (record,) = records(tmp_path)
+    assert record["metrics"]["delta_prob@1"]["n"] == 10
+    assert record["provenance"]["model"]["weights_sha256"] == record["model"]["weights_sha256"]
+    assert record["provenance"]["versions"]["torch"] == torch.__version__
+    item = record["items"][0]
+    # Rescore by hand: zero the top neuron before down_proj with a plain PyTorch hook.
+    model, tok = tiny_llama.model, tiny_llama.tokenizer
+    ids = tok(item["prompt"])["input_ids"] + tok(" " + item["answer"], add_special_tokens=False)["input_ids"]
+    answer_pos, answer_id = len(ids) - 2, ids[-1]
+    down = model.model.layers[1].mlp.down_proj
+
+    def prob() -> float:
+        with torch.no_grad():
+            return float(model(torch.tensor([ids[:-1]])).logits[0, answer_pos].softmax(-1)[answer_id])
+
+    p_clean = prob()
+    unit = item["top_units"][0]
+
+    def zero_unit(_module, args):
+        hidden = args[0].clone()
+        hidden[..., unit] = 0
+        return (hidden,)
+
+    handle = down.register_forward_pre_hook(zero_unit)
+    try:
+        p_ablated = prob()
+    finally:
+        handle.remove()
+    assert item["p_clean"] == pytest.approx(p_clean, rel=1e-5)
+    assert item["p_ablated"]["1"] == pytest.approx(p_ablated, rel=1e-5)
+    assert item["delta_prob"]["1"] == pytest.approx(max(0.0, (p_clean - p_ablated) / p_clean), abs=1e-6)
+
+
+def test_interrupted_run_resumes_without_losing_or_redoing_work(
+    tmp_path, tiny_model_dirs, tiny_task, pararel_dir, monkeypatch
+) -> None:
+    original = knowledge_ablation._process
+    calls: list[int] = []
+
+    def flaky(ctx, config, facts):
+        calls.append(len(facts))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(ctx, config, facts)
+
+    monkeypatch.setattr(knowledge_ablation, "_process", flaky)
+    assert run_cli(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir) == 130
+    assert records(tmp_path) == []  # no half-finished record
+    (log,) = (tmp_path / "results").rglob("*.partial.jsonl")
+    assert len(log.read_text().splitlines()) == 2  # batch size 4 / 4 IG steps: one fact per chunk
+    with log.open("a") as f:
+        f.write('{"id": "cut-by-a-cra')  # a crash mid-write leaves a truncated line
+
+    calls.clear()
+    monkeypatch.setattr(knowledge_ablation, "_process", lambda *a: (calls.append(len(a[2])), original(*a))[1])
+    assert run_cli(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir) == 0
+    assert sum(calls) == 8  # only the 8 facts not finished before the interrupt
+    (resumed,) = records(tmp_path)
+    assert resumed["provenance"]["resumed_items"] == 2
+    assert not list((tmp_path / "results").rglob("*.partial.jsonl"))
+
+    fresh_dir = tmp_path / "fresh"
+    fresh_dir.mkdir()
+    assert run_cli(fresh_dir, tiny_model_dirs["llama"], tiny_task, pararel_dir) == 0
+    (fresh,) = records(fresh_dir)
+    assert [i["id"] for i in fresh["items"]] == [i["id"] for i in resumed["items"]]
+    for key in fresh["metrics"]:
+        assert fresh["metrics"][key]["mean"] == pytest.approx(resumed["metrics"][key]["mean"], rel=1e-5)
+
+    # A finished record is reused, not recomputed.
+    calls.clear()
+    assert run_cli(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir) == 0
+    assert calls == []
+
+
+def test_cli_reports_bad_input_cleanly(tmp_path, tiny_model_dirs, tiny_task, pararel_dir, capsys) -> None:
+    assert main(["run", "--units", "nope", "--task", str(tiny_task)]) == 2
+    assert "unknown lens 'nope'" in capsys.readouterr().err
+    assert run_cli(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir, "--layers", "7") == 2
+    assert "layer 7 is out of range: the model has 3 layers" in capsys.readouterr().err
+    assert run_cli(tmp_path, tiny_model_dirs["llama"], tiny_task, tmp_path / "missing") == 2
+    assert "ParaRel file" in capsys.readouterr().err
+    assert main(["run", "--model", str(tmp_path / "no-model"), "--units", "mlp_neurons", "--task", str(tiny_task)]) == 2
+    assert "could not load model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "gemma2", "gpt_neox"])
+def test_task_runs_on_every_architecture(arch, tmp_path, tiny_model_dirs, tiny_task, pararel_dir) -> None:
+    assert run_cli(tmp_path, tiny_model_dirs[arch], tiny_task, pararel_dir, "--limit", "3") == 0
+    (record,) = records(tmp_path)
+    assert 0 <= record["metrics"]["delta_prob@3"]["mean"] <= 1

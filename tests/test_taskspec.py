@@ -1,0 +1,67 @@
+"""Task YAML validation: every mistake names the file, the field and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.errors import BenchError
+from bench.registry import plugins
+from bench.taskspec import load_task
+from tests.conftest import TINY_TASK
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "task.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_tasks_validate() -> None:
+    task = load_task(plugins(), "knowledge_ablation")
+    assert task.type.name == "knowledge_ablation"
+    assert task.config.selection.k == [1, 5, 10]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            TINY_TASK + "colour: red\n",
+            r"field 'colour' is not allowed \(allowed here: type, description, layers",
+        ),
+        (
+            TINY_TASK.replace("ig_steps: 4", "ig_step: 4"),
+            r"field 'attribution.ig_step' is not allowed \(allowed here: method, ig_steps\)",
+        ),
+        (TINY_TASK.replace("k: [1, 3]", "k: many"), r"field 'selection.k': Input should be a valid list"),
+        (
+            TINY_TASK.replace("method: integrated_gradients", "method: saliency"),
+            r"field 'attribution.method': Input should be 'integrated_gradients'",
+        ),
+        (
+            TINY_TASK.replace("type: knowledge_ablation\n", ""),
+            r"field 'type' is missing; known task types: knowledge_ablation",
+        ),
+        (TINY_TASK.replace("type: knowledge_ablation", "type: vibes"), r"unknown task type 'vibes'"),
+        (TINY_TASK.replace("layers: [1]\n", ""), r"field 'layers': Field required"),
+        ("type: [unclosed\n", r"not valid YAML"),
+        ("- a list\n", r"must be a mapping"),
+    ],
+)
+def test_bad_yaml_is_rejected_with_file_and_field(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(BenchError, match=message) as info:
+        load_task(plugins(), str(path))
+    assert str(path) in str(info.value)
+
+
+def test_unknown_task_name_lists_known_tasks() -> None:
+    with pytest.raises(BenchError, match=r"unknown task 'nope'\. Known: knowledge_ablation"):
+        load_task(plugins(), "nope")
+
+
+def test_unknown_lens_lists_known_lenses() -> None:
+    with pytest.raises(BenchError, match=r"unknown lens 'sae_nope'\. Known: .*mlp_neurons"):
+        plugins().lenses.get("sae_nope")
