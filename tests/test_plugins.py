@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -42,17 +41,21 @@ def bench_lenses():
 '''
 
 
+def install_fake_distribution(site: Path, dist_name: str, version: str, module: str) -> None:
+    """Lay out what `pip install` leaves: the module and a dist-info whose entry point names it."""
+    (site / module).mkdir(parents=True)
+    (site / module / "__init__.py").write_text(PLUGIN)
+    dist = site / f"{module}-{version}.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n")
+    (dist / "entry_points.txt").write_text(f"[lens_bench]\n{module} = {module}\n")
+
+
 @pytest.fixture
 def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Simulate `pip install acme-lenses`: a module plus a dist-info with an entry point, on sys.path."""
-    site = tmp_path / "site-packages"
-    (site / "acme_lenses").mkdir(parents=True)
-    (site / "acme_lenses" / "__init__.py").write_text(PLUGIN)
-    dist = site / "acme_lenses-1.2.3.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-lenses\nVersion: 1.2.3\n")
-    (dist / "entry_points.txt").write_text("[lens_bench]\nacme = acme_lenses\n")
-    monkeypatch.syspath_prepend(str(site))
+    """Simulate `pip install acme-lenses`, a separate distribution registering a lens."""
+    install_fake_distribution(tmp_path / "site-packages", "acme-lenses", "1.2.3", "acme_lenses")
+    monkeypatch.syspath_prepend(str(tmp_path / "site-packages"))
     plugins.cache_clear()
 
 
@@ -102,14 +105,8 @@ def test_plugin_allow_list_keeps_runs_hermetic(installed_plugin, monkeypatch) ->
 
 
 def test_duplicate_lens_names_are_an_error(installed_plugin, tmp_path, monkeypatch) -> None:
-    site = tmp_path / "site2"
-    (site / "copycat").mkdir(parents=True)
-    (site / "copycat" / "__init__.py").write_text(PLUGIN)
-    dist = site / "copycat-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: copycat\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(textwrap.dedent("[lens_bench]\ncopycat = copycat\n"))
-    monkeypatch.syspath_prepend(str(site))
+    install_fake_distribution(tmp_path / "site2", "copycat", "0.1", "copycat")
+    monkeypatch.syspath_prepend(str(tmp_path / "site2"))
     plugins.cache_clear()
     with pytest.raises(BenchError, match="registered twice"):
         plugins()
