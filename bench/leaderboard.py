@@ -56,6 +56,7 @@ def frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 def render(df: pd.DataFrame, command: str) -> str:
     table = df.pivot(index=["model", "lens", "site"], columns="column", values="cell").fillna("")
+    table = table[list(dict.fromkeys(df["column"]))]  # metrics in the order tasks report them, not A-Z
     order = sorted(table.index, key=lambda key: (key[0], key[1], _layer(key[2]), key[2]))
     table = table.loc[order]
     body = tabulate(table.reset_index(), headers="keys", tablefmt="github", showindex=False)

@@ -31,21 +31,21 @@ RECORDS = [
     record(
         "mlp_neurons",
         "blocks.10.mlp.hook_post",
-        {"delta_prob@1": 0.1, "delta_prob@5": 0.3},
+        {"delta_prob@1": 0.1, "delta_prob@5": 0.3, "delta_prob@10": 0.9},
         "2026-01-01",
         "r1",
     ),
     record(
         "mlp_neurons",
         "blocks.2.mlp.hook_post",
-        {"delta_prob@1": 0.2, "delta_prob@5": 0.4},
+        {"delta_prob@1": 0.2, "delta_prob@5": 0.4, "delta_prob@10": 0.9},
         "2026-01-01",
         "r2",
     ),
     record(
         "sae_post_mlp",
         "blocks.2.hook_resid_post",
-        {"delta_prob@1": 0.5, "delta_prob@5": 0.8},
+        {"delta_prob@1": 0.5, "delta_prob@5": 0.8, "delta_prob@10": 0.9},
         "2026-01-01",
         "r3",
     ),
@@ -53,7 +53,7 @@ RECORDS = [
     record(
         "mlp_neurons",
         "blocks.2.mlp.hook_post",
-        {"delta_prob@1": 0.25, "delta_prob@5": 0.45},
+        {"delta_prob@1": 0.25, "delta_prob@5": 0.45, "delta_prob@10": 0.9},
         "2026-02-01",
         "r4",
     ),
