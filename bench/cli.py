@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from tabulate import tabulate
 
 from bench.errors import BenchError
 from bench.models import DEFAULT_MODEL, DTYPES
-from bench.paths import data_dir
+from bench.paths import DATA_ENV, data_dir
 from bench.registry import plugins
 from bench.runner import CellResult, RunOptions, run_task
 from bench.taskspec import load_task, task_files
@@ -48,9 +49,26 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", "--output_path", type=Path, default=Path("results"))
     run.add_argument("--data-dir", type=Path, help="folder with pararel/, wikitext-2/, ... ($LENS_BENCH_DATA)")
     run.add_argument("--lens-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--sae", help="SAE lenses: a sae-lens directory or <release>/<sae_id> ({layer} is filled in)")
     run.add_argument("--force", action="store_true", help="recompute records that already exist")
 
     sub.add_parser("list", help="show every registered lens and task and where it comes from")
+
+    sae = sub.add_parser("sae", help="SAEs the harness trains itself").add_subparsers(dest="sae_command", required=True)
+    train = sae.add_parser("train", help="train SAEs with sae-lens on a local corpus (resumable)")
+    train.add_argument("--model", default=DEFAULT_MODEL)
+    train.add_argument("--sites", default="resid_post,mlp_out,attn_out", help="comma-separated site kinds")
+    train.add_argument("--layers", type=_int_list, default=[8, 16, 24])
+    train.add_argument("--width", type=int, default=8, help="d_sae as a multiple of d_in")
+    train.add_argument("--k", type=int, default=32, help="TopK: active features per token")
+    train.add_argument("--epochs", type=float, default=3.0)
+    train.add_argument("--batch-size", type=int, default=1024)
+    train.add_argument("--lr", type=float, default=5e-4)
+    train.add_argument("--train-tokens", type=int, default=300_000)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="cpu")
+    train.add_argument("--data-dir", type=Path)
+    train.add_argument("--force", action="store_true", help="retrain SAEs that already exist")
 
     board = sub.add_parser("leaderboard", help="render every result record as leaderboard/README.md")
     board.add_argument("--results-dir", type=Path, default=Path("results"))
@@ -74,6 +92,15 @@ def _print_cells(cells: list[CellResult]) -> None:
         print(f"  record: {cell.path}")
 
 
+def _use_data_dir(explicit: Path | None) -> Path | None:
+    """Resolve the data directory once and publish it, so plugins that read data (through
+    bench.paths.data_dir) see the same folder as the task."""
+    resolved = data_dir(explicit)
+    if resolved is not None:
+        os.environ[DATA_ENV] = str(resolved)
+    return resolved
+
+
 def _cmd_run(args: argparse.Namespace) -> None:
     from bench.models import load_model  # torch/transformers import only when a model is needed
 
@@ -91,14 +118,37 @@ def _cmd_run(args: argparse.Namespace) -> None:
         seed=args.seed,
         batch_size=args.batch_size,
         output_dir=args.output_dir,
-        data_dir=data_dir(args.data_dir),
+        data_dir=_use_data_dir(args.data_dir),
         force=args.force,
-        lens_options=dict(args.lens_option),
+        lens_options=dict(args.lens_option) | ({"sae": args.sae} if args.sae else {}),
     )
     for task in tasks:
         for lens in lenses:
             print(f"\n== {task.name} × {lens} on {args.model}")
             _print_cells(run_task(registry, loaded, task, lens, options))
+
+
+def _cmd_sae(args: argparse.Namespace) -> None:
+    from bench.models import load_model
+    from bench.sae_training import TrainSpec, train_saes
+
+    loaded = load_model(args.model, args.device)
+    spec = TrainSpec(args.width, args.k, args.epochs, args.batch_size, args.lr, args.seed)
+    cards = train_saes(
+        loaded,
+        args.sites.split(","),
+        args.layers,
+        spec,
+        _use_data_dir(args.data_dir),
+        args.device,
+        args.force,
+        args.train_tokens,
+    )
+    keys = ["l0", "fraction_variance_explained", "dead_fraction", "ce_loss_recovered"]
+    rows = [[c["site"], *(f"{c['heldout'][k]:.3f}" for k in keys), c["training"]["train_wall_time_s"]] for c in cards]
+    print(
+        tabulate(rows, headers=["site", "L0", "var. explained", "dead", "CE recovered", "train s"], tablefmt="github")
+    )
 
 
 def _cmd_list(_: argparse.Namespace) -> None:
@@ -138,7 +188,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"run": _cmd_run, "list": _cmd_list, "leaderboard": _cmd_leaderboard}[args.command]
+    handler = {"run": _cmd_run, "list": _cmd_list, "leaderboard": _cmd_leaderboard, "sae": _cmd_sae}[args.command]
     try:
         handler(args)
     except BenchError as err:

@@ -91,7 +91,7 @@ def make_tokenizer() -> PreTrainedTokenizerFast:
     vocab = {word: i for i, word in enumerate(WORDS)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="<pad>")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="<pad>", eos_token="<eos>")
 
 
 def save_tiny_model(arch: str, folder: Path, seed: int = 0) -> Path:
@@ -149,3 +149,30 @@ def tiny_task(tmp_path: Path) -> Path:
     path = tmp_path / "tiny_ablation.yaml"
     path.write_text(TINY_TASK)
     return path
+
+
+CORPUS_LINES = [
+    "Paris is located in France . Berlin is located in Germany .",
+    "Alice was born in Paris . Bob was born in Berlin . Rome is located in Italy .",
+    "Carol was born in Rome , Dave was born in Oslo . Oslo is located in Norway .",
+    "Madrid is located in Spain , Lisbon is located in Portugal .",
+]
+
+
+@pytest.fixture
+def corpus_dir(pararel_dir: Path) -> Path:
+    """The miniature data directory, with WikiText-2 and UD English-EWT files made of the test vocabulary."""
+    wiki = pararel_dir / "wikitext-2"
+    wiki.mkdir()
+    for split, repeat in (("valid", 30), ("test", 10)):
+        pages = [
+            f" = Page {i} = \n \n {' '.join(CORPUS_LINES[i % 4 :] + CORPUS_LINES[: i % 4])} \n" for i in range(repeat)
+        ]
+        (wiki / f"{split}.txt").write_text("".join(pages))
+    ud = pararel_dir / "ud-english-ewt"
+    ud.mkdir()
+    for split in ("dev", "test"):
+        (ud / f"en_ewt-ud-{split}.conllu").write_text(
+            "".join(f"# sent_id = {i}\n# text = {line}\n1\t_\n\n" for i, line in enumerate(CORPUS_LINES))
+        )
+    return pararel_dir

@@ -1,0 +1,124 @@
+"""lens-bench baseline lenses: fixed directions of the residual stream after block L.
+
+- ``pca``: principal components (scikit-learn PCA) of the site's activations;
+- ``ica``: independent components (scikit-learn FastICA);
+- ``random``: random unit directions (by default as many as an 8x SAE has features).
+
+A unit's activation is the projection on its direction, ``f = (h - mean) @ E.T``; editing
+units adds ``(f' - f) @ D`` to the stream (D = E for PCA and random directions, the mixing
+matrix for ICA), so ablating a unit removes exactly its projection and an unedited pass
+returns ``h``. PCA and ICA are fitted on the harness's cached activation pass over the
+training corpus (the same text the SAEs are trained on).
+
+Options: ``n_units`` (PCA/ICA: at most d_model; default d_model; random: default 8 x d_model),
+``fit_tokens`` (activations used for fitting, default 50000), ``seed`` (default 0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA, FastICA
+
+from bench import hookimpl
+from bench.activations import ActivationSpec, collect
+from bench.errors import BenchError
+from bench.lens import Lens
+from bench.models import LoadedModel
+from bench.paths import cache_dir, data_dir
+from bench.registry import LensSpec
+from bench.sites import Site, site_width
+
+
+class Directions(Lens):
+    def __init__(self, site: str, center: np.ndarray, encoder: np.ndarray, decoder: np.ndarray, config: dict[str, Any]):
+        self.site = site
+        self.center = torch.from_numpy(center).float()
+        self.encoder = torch.from_numpy(encoder).float()  # [n_units, d]
+        self.decoder = torch.from_numpy(decoder).float()  # [n_units, d]
+        self._config = config
+
+    @property
+    def n_units(self) -> int:
+        return self.encoder.shape[0]
+
+    def encode(self, acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        h = acts[self.site]
+        return (h.float() - self.center.to(h.device)) @ self.encoder.to(h.device).T
+
+    def patch(self, acts: Mapping[str, torch.Tensor], units: torch.Tensor, new_units: torch.Tensor) -> torch.Tensor:
+        h = acts[self.site]
+        return h + ((new_units - units) @ self.decoder.to(h.device)).to(h.dtype)
+
+    def config(self) -> dict[str, Any]:
+        return self._config
+
+
+def _fit(method: str, x: np.ndarray, n_units: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if method == "pca":
+        pca = PCA(n_components=n_units, random_state=seed).fit(x)
+        return pca.mean_, pca.components_, pca.components_
+    ica = FastICA(n_components=n_units, whiten="unit-variance", random_state=seed, max_iter=400, tol=1e-3).fit(x)
+    return ica.mean_, ica.components_, ica.mixing_.T
+
+
+def _fitted(loaded: LoadedModel, site: str, method: str, n_units: int, fit_tokens: int, seed: int):
+    """Center, encoder and decoder, fitted once per (model, site, method, size) and cached."""
+    key = f"{method}-{site}-{n_units}-{fit_tokens}-{seed}"
+    path = cache_dir() / "baselines" / loaded.weights_sha256[:16] / f"{key}.npz"
+    if not path.exists():
+        acts = collect(loaded, [site], ActivationSpec("train"), data_dir())[site]
+        rows = np.random.default_rng(seed).permutation(len(acts))[:fit_tokens]
+        center, encoder, decoder = _fit(method, np.asarray(acts[np.sort(rows)], dtype=np.float32), n_units, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, center=center, encoder=encoder, decoder=decoder)
+        tmp.replace(path)
+    saved = np.load(path)
+    return saved["center"], saved["encoder"], saved["decoder"]
+
+
+def _options(method: str, options: Mapping[str, Any], d: int) -> tuple[int, int, int]:
+    unknown = set(options) - {"n_units", "fit_tokens", "seed"}
+    if unknown:
+        raise BenchError(f"{method} takes the options n_units, fit_tokens and seed, not {sorted(unknown)}.")
+    n_units = int(options.get("n_units", 8 * d if method == "random" else d))
+    if method != "random" and not 1 <= n_units <= d:
+        raise BenchError(f"{method}: n_units must be between 1 and the site width {d}, got {n_units}.")
+    return n_units, int(options.get("fit_tokens", 50_000)), int(options.get("seed", 0))
+
+
+def _builder(method: str):
+    def build(loaded: LoadedModel, site: str, options: Mapping[str, Any]) -> Lens:
+        d = site_width(loaded.model, Site.parse(site))
+        n_units, fit_tokens, seed = _options(method, options, d)
+        config = {"method": method, "n_units": n_units, "seed": seed}
+        if method == "random":
+            directions = np.random.default_rng(seed).standard_normal((n_units, d))
+            directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+            return Directions(site, np.zeros(d), directions, directions, config)
+        center, encoder, decoder = _fitted(loaded, site, method, n_units, fit_tokens, seed)
+        config["fit_tokens"] = fit_tokens
+        config["sha256"] = hashlib.sha256(encoder.tobytes() + decoder.tobytes()).hexdigest()
+        return Directions(site, center, encoder, decoder, config)
+
+    return build
+
+
+_DESCRIPTIONS = {
+    "pca": "Baseline: principal components of the residual stream after the block.",
+    "ica": "Baseline: independent components (FastICA) of the residual stream after the block.",
+    "random": "Baseline: random unit directions in the residual stream after the block.",
+}
+
+
+@hookimpl
+def bench_lenses() -> list[LensSpec]:
+    return [
+        LensSpec(name, description, "blocks.{layer}.hook_resid_post", _builder(name))
+        for name, description in _DESCRIPTIONS.items()
+    ]

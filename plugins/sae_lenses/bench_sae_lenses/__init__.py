@@ -1,0 +1,123 @@
+"""lens-bench lenses: SAE features at three sites, through sae-lens.
+
+- ``sae_post_mlp``: the residual stream after block L (``blocks.L.hook_resid_post``)
+- ``sae_mlp_out``: the MLP's output (``blocks.L.hook_mlp_out``)
+- ``sae_attn_out``: the attention output after its projection (``blocks.L.hook_attn_out``)
+
+Units are ``f = sae.encode(h)``. Editing units replaces only their decoder contribution:
+``h' = h + decode(f') - decode(f)``, so the SAE's error term stays in the stream and an
+unedited pass returns ``h`` exactly.
+
+Which SAE (``--sae`` or ``--lens-option sae=...``; ``{layer}`` is filled in):
+- a local directory saved with sae-lens (``SAE.save_model``);
+- ``<release>/<sae_id>`` of a public sae-lens release, e.g.
+  ``gemma-scope-2b-pt-res-canonical/layer_{layer}/width_16k/canonical`` (needs network);
+- nothing: the SAE that ``bench sae train`` made for this model and site.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from sae_lens import SAE
+
+from bench import hookimpl
+from bench.errors import BenchError
+from bench.lens import Lens
+from bench.models import LoadedModel
+from bench.registry import LensSpec
+from bench.sae_training import sae_path
+from bench.sites import Site, site_width
+
+SITE_KINDS = {"sae_post_mlp": "hook_resid_post", "sae_mlp_out": "hook_mlp_out", "sae_attn_out": "hook_attn_out"}
+TRAIN_SITE_NAMES = {"hook_resid_post": "resid_post", "hook_mlp_out": "mlp_out", "hook_attn_out": "attn_out"}
+
+
+def load_sae(loaded: LoadedModel, site: str, spec: str | None) -> tuple[SAE[Any], str]:
+    """The SAE and a description of where it came from."""
+    parsed = Site.parse(site)
+    if spec is None:
+        path = sae_path(loaded, site)
+        if not (path / "card.json").exists():
+            raise BenchError(
+                f"no SAE for {site} of {loaded.model_id} yet. Train one with `bench sae train --model "
+                f"{loaded.model_id} --sites {TRAIN_SITE_NAMES[parsed.hook]} --layers {parsed.layer}`, "
+                "or pass --sae with a sae-lens directory or <release>/<sae_id>."
+            )
+        return SAE.load_from_disk(path, device=str(loaded.device)), str(path)
+    spec = spec.format(layer=parsed.layer)
+    if Path(spec).is_dir():
+        return SAE.load_from_disk(spec, device=str(loaded.device)), str(Path(spec).resolve())
+    release, _, sae_id = spec.partition("/")
+    if not sae_id:
+        raise BenchError(f"--sae {spec!r} is neither a directory nor <release>/<sae_id>.")
+    try:
+        return SAE.from_pretrained(release, sae_id, device=str(loaded.device)), spec
+    except Exception as err:  # sae-lens raises ValueError, OSError or hub errors depending on the failure
+        raise BenchError(f"could not load SAE {spec!r} through sae-lens: {err}") from err
+
+
+class SAEFeatures(Lens):
+    def __init__(self, loaded: LoadedModel, site: str, sae: SAE[Any], source: str):
+        width = site_width(loaded.model, Site.parse(site))
+        if sae.cfg.d_in != width:
+            raise BenchError(
+                f"SAE {source} has d_in = {sae.cfg.d_in}, but {site} of {loaded.model_id} has width {width}; "
+                "use an SAE trained on this model and site."
+            )
+        hook = sae.cfg.metadata.hook_name
+        if hook and hook != site:
+            raise BenchError(f"SAE {source} was trained on {hook}, not {site}; pick the SAE for this site.")
+        self.site, self.sae, self.source = site, sae, source
+        self.sae.requires_grad_(False)
+
+    @property
+    def n_units(self) -> int:
+        return int(self.sae.cfg.d_sae)
+
+    def encode(self, acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        h = acts[self.site]
+        return self.sae.encode(h.to(self.sae.dtype))
+
+    def patch(self, acts: Mapping[str, torch.Tensor], units: torch.Tensor, new_units: torch.Tensor) -> torch.Tensor:
+        h = acts[self.site]
+        return h + (self.sae.decode(new_units) - self.sae.decode(units)).to(h.dtype)
+
+    def config(self) -> dict[str, Any]:
+        weights = b"".join(t.detach().cpu().numpy().tobytes() for _, t in sorted(self.sae.state_dict().items()))
+        return {
+            "sae": self.source,
+            "architecture": self.sae.cfg.architecture(),
+            "d_sae": self.n_units,
+            "sae_sha256": hashlib.sha256(weights).hexdigest(),
+        }
+
+
+def _builder(kind: str):
+    def build(loaded: LoadedModel, site: str, options: Mapping[str, Any]) -> Lens:
+        unknown = set(options) - {"sae"}
+        if unknown:
+            raise BenchError(f"{kind} takes only the option 'sae', got {sorted(unknown)}.")
+        sae, source = load_sae(loaded, site, options.get("sae"))
+        return SAEFeatures(loaded, site, sae, source)
+
+    return build
+
+
+_DESCRIPTIONS = {
+    "sae_post_mlp": "SAE features of the residual stream after the block (post-MLP).",
+    "sae_mlp_out": "SAE features of the MLP output.",
+    "sae_attn_out": "SAE features of the attention output (after its output projection).",
+}
+
+
+@hookimpl
+def bench_lenses() -> list[LensSpec]:
+    return [
+        LensSpec(name, _DESCRIPTIONS[name], f"blocks.{{layer}}.{hook}", _builder(name))
+        for name, hook in SITE_KINDS.items()
+    ]
