@@ -70,14 +70,3 @@ def lensed(loaded: LoadedModel, lens: Lens, edit: UnitEdit) -> Iterator[None]:
     with hooked(loaded.model, fns):
         yield
 
-
-@contextmanager
-def recording(loaded: LoadedModel, lens: Lens, into: list[torch.Tensor]) -> Iterator[None]:
-    """Append the unit activations of every forward pass inside the context to ``into``."""
-
-    def keep(units: torch.Tensor) -> torch.Tensor:
-        into.append(units.detach())
-        return units
-
-    with lensed(loaded, lens, keep):
-        yield
