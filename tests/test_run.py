@@ -130,3 +130,18 @@ def test_task_runs_on_every_architecture(arch, tmp_path, tiny_model_dirs, tiny_t
     assert run_cli(tmp_path, tiny_model_dirs[arch], tiny_task, pararel_dir, "--limit", "3") == 0
     (record,) = records(tmp_path)
     assert 0 <= record["metrics"]["delta_prob@3"]["mean"] <= 1
+
+
+@pytest.mark.parametrize("method", ["gradient_x_activation", "activation"])
+def test_other_attributions_and_threshold_selection(method, tmp_path, tiny_model_dirs, tiny_task, pararel_dir) -> None:
+    text = tiny_task.read_text().replace("method: integrated_gradients", f"method: {method}")
+    tiny_task.write_text(text.replace("selection: {k: [1, 3]}", "selection: {k: [1, 3], threshold: 0.3}"))
+    assert run_cli(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir, "--limit", "4") == 0
+    (record,) = records(tmp_path)
+    assert record["task"]["config"]["attribution"]["method"] == method
+    for item in record["items"]:
+        scores, n = item["top_scores"], item["n_ablated"]["thr0.3"]
+        # exactly the units scoring >= 0.3 x the fact's best are ablated (scores hold the top max(k) only)
+        passing = sum(score >= 0.3 * scores[0] for score in scores)
+        assert n == passing if passing < len(scores) else n >= passing
+    assert "delta_prob@thr0.3" in record["metrics"]
