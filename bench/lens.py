@@ -69,4 +69,3 @@ def lensed(loaded: LoadedModel, lens: Lens, edit: UnitEdit) -> Iterator[None]:
     fns[lens.site] = at_site
     with hooked(loaded.model, fns):
         yield
-

@@ -73,6 +73,53 @@ def _local_or_fetched(kind: str, relation: str, data_dir: Path | None) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class Relation:
+    id: str
+    patterns: tuple[tuple[int, str, str], ...]  # usable patterns: (index in the file, pattern, prompt template)
+    tuples: tuple[dict[str, str], ...]
+
+    def fact(self, row: dict[str, str], pattern: tuple[int, str, str]) -> Fact:
+        index, text, prompt = pattern
+        return Fact(
+            f"{row['uuid']}/{index}",
+            self.id,
+            row["sub_label"],
+            row["obj_label"],
+            prompt.replace("[X]", row["sub_label"]),
+            text,
+        )
+
+    def paraphrases(self, fact: Fact) -> list[Fact]:
+        """The same (subject, object) through every other usable pattern."""
+        uuid, index = fact.id.split("/")
+        row = next(r for r in self.tuples if r["uuid"] == uuid)
+        return [self.fact(row, p) for p in self.patterns if str(p[0]) != index]
+
+    def same_object(self, fact: Fact) -> list[Fact]:
+        """Other subjects with the same object, through the fact's own pattern."""
+        uuid, index = fact.id.split("/")
+        pattern = next(p for p in self.patterns if str(p[0]) == index)
+        return [self.fact(r, pattern) for r in self.tuples if r["obj_label"] == fact.answer and r["uuid"] != uuid]
+
+
+def check_relations(relations: list[str] | None) -> list[str]:
+    chosen = list(relations or RELATIONS)
+    unknown = sorted(set(chosen) - set(RELATIONS))
+    if unknown:
+        raise BenchError(f"unknown ParaRel relation(s) {unknown}; known: {' '.join(RELATIONS)}.")
+    return chosen
+
+
+def load_relation(data_dir: Path | None, relation: str) -> Relation:
+    patterns = tuple(
+        (index, row["pattern"], match["prompt"])
+        for index, row in enumerate(_read_jsonl(_local_or_fetched("patterns", relation, data_dir)))
+        if (match := _ENDS_IN_Y.match(row["pattern"])) and match["prompt"].count("[X]") == 1
+    )
+    return Relation(relation, patterns, tuple(_read_jsonl(_local_or_fetched("tuples", relation, data_dir))))
+
+
 def load_facts(
     data_dir: Path | None,
     relations: list[str] | None,
@@ -82,31 +129,10 @@ def load_facts(
 ) -> list[Fact]:
     """Facts from the first usable patterns of each relation and a seeded sample of its tuples,
     in a seeded shuffled order (so a --limit prefix mixes relations)."""
-    chosen = relations or RELATIONS
-    unknown = sorted(set(chosen) - set(RELATIONS))
-    if unknown:
-        raise BenchError(f"unknown ParaRel relation(s) {unknown}; known: {' '.join(RELATIONS)}.")
     rng = random.Random(seed)
     facts: list[Fact] = []
-    for relation in chosen:
-        patterns = [
-            (index, row["pattern"], match["prompt"])
-            for index, row in enumerate(_read_jsonl(_local_or_fetched("patterns", relation, data_dir)))
-            if (match := _ENDS_IN_Y.match(row["pattern"])) and match["prompt"].count("[X]") == 1
-        ][:patterns_per_relation]
-        tuples = _read_jsonl(_local_or_fetched("tuples", relation, data_dir))
-        tuples = rng.sample(tuples, min(tuples_per_relation, len(tuples)))
-        for row in tuples:
-            for index, pattern, prompt in patterns:
-                facts.append(
-                    Fact(
-                        f"{row['uuid']}/{index}",
-                        relation,
-                        row["sub_label"],
-                        row["obj_label"],
-                        prompt.replace("[X]", row["sub_label"]),
-                        pattern,
-                    )
-                )
+    for relation in map(lambda r: load_relation(data_dir, r), check_relations(relations)):
+        rows = rng.sample(relation.tuples, min(tuples_per_relation, len(relation.tuples)))
+        facts.extend(relation.fact(row, p) for row in rows for p in relation.patterns[:patterns_per_relation])
     rng.shuffle(facts)
     return facts

@@ -11,48 +11,30 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from bench.attribution import METHODS, attribute
+from bench.attribution import attribute
 from bench.context import TaskContext
 from bench.errors import BenchError
-from bench.known_facts import known
 from bench.lens import Lens, lensed
 from bench.models import LoadedModel
-from bench.pararel import Fact, load_facts
+from bench.pararel import Fact
 from bench.scoring import Encoded, collate, encode, score
 from bench.stats import mean_se
+from bench.tasks.facts import (
+    AttributionConfig,
+    BootstrapConfig,
+    DataConfig,
+    FilterConfig,
+    Section,
+    known_facts,
+)
 from bench.taskspec import TaskConfig
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataConfig(_Section):
-    source: Literal["pararel"] = "pararel"
-    relations: list[str] | None = Field(None, description="ParaRel relation ids; all when null")
-    patterns_per_relation: int = Field(1, ge=1)
-    tuples_per_relation: int = Field(100, ge=1)
-
-
-class FilterConfig(_Section):
-    greedy_correct: bool = True
-    min_prob: float | None = Field(None, ge=0, le=1)
-
-
-class AttributionConfig(_Section):
-    method: Literal[METHODS] = "integrated_gradients"  # type: ignore[valid-type]
-    ig_steps: int = Field(20, ge=1)
-
-
-class SelectionConfig(_Section):
+class SelectionConfig(Section):
     k: list[int] = Field([1, 5, 10], min_length=1)
     threshold: float | None = Field(None, gt=0, le=1, description="also ablate all units >= threshold x max")
-
-
-class BootstrapConfig(_Section):
-    resamples: int = Field(1000, ge=2)
 
 
 class KnowledgeAblationConfig(TaskConfig):
@@ -93,22 +75,6 @@ def _ablated_probs(
     return torch.cat(out)
 
 
-def _facts(ctx: TaskContext, config: KnowledgeAblationConfig) -> list[Fact]:
-    data = config.data
-    candidates = load_facts(
-        ctx.data_dir, data.relations, data.patterns_per_relation, data.tuples_per_relation, config.seed
-    )
-    kept = known(ctx.loaded, candidates, config.filter.greedy_correct, config.filter.min_prob, ctx.batch_size)
-    limit = config.limit
-    if not kept:
-        raise BenchError(
-            f"the model knows none of the {len(candidates)} candidate facts "
-            f"under the filter {config.filter}; "
-            "loosen filter.min_prob / greedy_correct or add relations."
-        )
-    return kept[:limit] if limit else kept
-
-
 def _process(ctx: TaskContext, config: KnowledgeAblationConfig, facts: Sequence[Fact]) -> list[dict[str, Any]]:
     loaded, lens = ctx.loaded, ctx.lens
     items = encode(loaded.tokenizer, facts)
@@ -145,7 +111,7 @@ def _process(ctx: TaskContext, config: KnowledgeAblationConfig, facts: Sequence[
 def run(ctx: TaskContext) -> dict[str, Any]:
     config = ctx.config
     assert isinstance(config, KnowledgeAblationConfig)
-    facts = _facts(ctx, config)
+    facts = known_facts(ctx, config.data, config.filter, config.limit, config.seed)
     done = {row["id"]: row for row in ctx.slot.done_items()}
     todo = [fact for fact in facts if fact.id not in done]
     # Enough facts per step that the IG rows fill a batch.

@@ -1,0 +1,50 @@
+"""Config sections and fact selection shared by the knowledge tasks (ΔProb, monosemanticity)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.attribution import METHODS
+from bench.context import TaskContext
+from bench.errors import BenchError
+from bench.known_facts import known
+from bench.pararel import Fact, load_facts
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(Section):
+    source: Literal["pararel"] = "pararel"
+    relations: list[str] | None = Field(None, description="ParaRel relation ids; all when null")
+    patterns_per_relation: int = Field(1, ge=1)
+    tuples_per_relation: int = Field(100, ge=1)
+
+
+class FilterConfig(Section):
+    greedy_correct: bool = True
+    min_prob: float | None = Field(None, ge=0, le=1)
+
+
+class AttributionConfig(Section):
+    method: Literal[METHODS] = "integrated_gradients"  # type: ignore[valid-type]
+    ig_steps: int = Field(20, ge=1)
+
+
+class BootstrapConfig(Section):
+    resamples: int = Field(1000, ge=2)
+
+
+def known_facts(ctx: TaskContext, data: DataConfig, filter: FilterConfig, limit: int | None, seed: int) -> list[Fact]:
+    """The first `limit` facts (in seeded order) that the model knows under the filter."""
+    candidates = load_facts(ctx.data_dir, data.relations, data.patterns_per_relation, data.tuples_per_relation, seed)
+    kept = known(ctx.loaded, candidates, filter.greedy_correct, filter.min_prob, ctx.batch_size)
+    if not kept:
+        raise BenchError(
+            f"the model knows none of the {len(candidates)} candidate facts under the filter {filter}; "
+            "loosen filter.min_prob / greedy_correct or add relations."
+        )
+    return kept[:limit] if limit else kept
