@@ -11,7 +11,7 @@ from pathlib import Path
 from bench.hookspecs import hookimpl
 from bench.paths import REPO_ROOT
 from bench.registry import TaskType
-from bench.tasks import knowledge_ablation
+from bench.tasks import knowledge_ablation, monosemanticity
 
 
 @hookimpl
@@ -22,7 +22,13 @@ def bench_task_types() -> list[TaskType]:
             description="ΔProb: drop in p(answer) when a fact's top-k attributed units are ablated.",
             config_model=knowledge_ablation.KnowledgeAblationConfig,
             run=knowledge_ablation.run,
-        )
+        ),
+        TaskType(
+            name="monosemanticity",
+            description="Cohen's d and AUROC of top units' activations on related versus unrelated facts.",
+            config_model=monosemanticity.MonosemanticityConfig,
+            run=monosemanticity.run,
+        ),
     ]
 
 

@@ -1,0 +1,162 @@
+"""Monosemanticity: do a fact's top-attributed units fire on related facts only?
+
+For each known fact: its top-k units (the ΔProb attribution); their activations at the last
+prompt token on related prompts (the same fact through other ParaRel paraphrases, and other
+subjects with the same relation and object) and on unrelated facts (other relations). Per
+unit: Cohen's d and AUROC of related versus unrelated. The paper's mixing experiment
+(prompt sets with 0-100% related facts) reuses those activations and is drawn as a PNG.
+See METHODS.md, "Monosemanticity".
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+from sklearn.metrics import roc_auc_score
+
+from bench.attribution import attribute
+from bench.context import TaskContext
+from bench.errors import BenchError
+from bench.pararel import Fact, load_facts, load_relation
+from bench.plots import mixing_histograms
+from bench.scoring import encode
+from bench.stats import mean_se
+from bench.tasks.facts import AttributionConfig, BootstrapConfig, DataConfig, FilterConfig, Section, known_facts
+from bench.taskspec import TaskConfig
+
+
+class RelatedConfig(Section):
+    max_paraphrases: int = Field(8, ge=0)
+    max_same_object: int = Field(8, ge=0)
+    min_related: int = Field(2, ge=2, description="facts with fewer related prompts are skipped")
+
+
+class MixingConfig(Section):
+    shares: list[float] = Field([0.0, 0.25, 0.5, 0.75, 1.0], min_length=1)
+    prompts: int = Field(40, ge=1, description="prompts per set")
+
+
+class MonosemanticityConfig(TaskConfig):
+    type: Literal["monosemanticity"]
+    data: DataConfig = DataConfig()
+    filter: FilterConfig = FilterConfig()
+    attribution: AttributionConfig = AttributionConfig()
+    top_k: int = Field(5, ge=1)
+    related: RelatedConfig = RelatedConfig()
+    unrelated: int = Field(32, ge=2, description="unrelated facts per target fact")
+    mixing: MixingConfig = MixingConfig()
+    bootstrap: BootstrapConfig = BootstrapConfig()
+
+
+def cohens_d(related: np.ndarray, unrelated: np.ndarray) -> float:
+    """Standardized mean difference with the pooled SD; 0 when both samples are constant."""
+    n1, n2 = len(related), len(unrelated)
+    pooled = ((n1 - 1) * related.var(ddof=1) + (n2 - 1) * unrelated.var(ddof=1)) / (n1 + n2 - 2)
+    return 0.0 if pooled == 0 else float((related.mean() - unrelated.mean()) / np.sqrt(pooled))
+
+
+def auroc(related: np.ndarray, unrelated: np.ndarray) -> float:
+    labels = np.r_[np.ones(len(related)), np.zeros(len(unrelated))]
+    return float(roc_auc_score(labels, np.r_[related, unrelated]))
+
+
+def _prompt_sets(
+    ctx: TaskContext, config: MonosemanticityConfig, fact: Fact, pool: list[Fact]
+) -> tuple[list[Fact], list[Fact]]:
+    relation = load_relation(ctx.data_dir, fact.relation)
+    related = (
+        relation.paraphrases(fact)[: config.related.max_paraphrases]
+        + relation.same_object(fact)[: config.related.max_same_object]
+    )
+    others = [f for f in pool if f.relation != fact.relation]
+    unrelated = random.Random(f"{config.seed}/{fact.id}").sample(others, min(config.unrelated, len(others)))
+    return related, unrelated
+
+
+def _process(ctx: TaskContext, config: MonosemanticityConfig, fact: Fact, pool: list[Fact]) -> dict[str, Any]:
+    related, unrelated = _prompt_sets(ctx, config, fact, pool)
+    if len(related) < config.related.min_related:
+        return {"id": fact.id, "skipped": f"only {len(related)} related prompts"}
+    tok, lens = ctx.loaded.tokenizer, ctx.lens
+    method, steps = config.attribution.method, config.attribution.ig_steps
+    units = attribute(ctx.loaded, lens, encode(tok, [fact]), method, steps, ctx.batch_size)[0].topk(config.top_k)
+    acts = attribute(ctx.loaded, lens, encode(tok, related + unrelated), "activation", 1, ctx.batch_size)
+    acts = acts[:, units.indices].numpy()
+    rel, unrel = acts[: len(related)], acts[len(related) :]
+    return {
+        "id": fact.id,
+        "relation": fact.relation,
+        "units": units.indices.tolist(),
+        "cohens_d": [cohens_d(rel[:, j], unrel[:, j]) for j in range(config.top_k)],
+        "auroc": [auroc(rel[:, j], unrel[:, j]) for j in range(config.top_k)],
+        "n_related": len(related),
+        "n_unrelated": len(unrelated),
+        # the top unit's activations, kept for the mixing experiment (and so a resumed run can redo it)
+        "top_unit_related": rel[:, 0].tolist(),
+        "top_unit_unrelated": unrel[:, 0].tolist(),
+    }
+
+
+def _mixing(config: MonosemanticityConfig, rows: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Per share of related prompts: each fact's top-unit activations, scaled by its max |activation|."""
+    rng = random.Random(config.seed)
+    out: dict[str, list[float]] = {}
+    for share in config.mixing.shares:
+        n_related = round(share * config.mixing.prompts)
+        values = []
+        for row in rows:
+            rel, unrel = row["top_unit_related"], row["top_unit_unrelated"]
+            scale = max(map(abs, rel + unrel)) or 1.0
+            chosen = rng.choices(rel, k=n_related) + rng.choices(unrel, k=config.mixing.prompts - n_related)
+            values.extend(v / scale for v in chosen)
+        out[f"{share:g}"] = values
+    return out
+
+
+def _distribution(values: list[float]) -> dict[str, float]:
+    q1, median, q3 = np.percentile(values, [25, 50, 75])
+    return {"median": float(median), "q1": float(q1), "q3": float(q3)}
+
+
+def run(ctx: TaskContext) -> dict[str, Any]:
+    config = ctx.config
+    assert isinstance(config, MonosemanticityConfig)
+    facts = known_facts(ctx, config.data, config.filter, config.limit, config.seed)
+    # Unrelated prompts come from the whole candidate pool: whether the model knows them does not matter here.
+    data = config.data
+    pool = load_facts(ctx.data_dir, data.relations, data.patterns_per_relation, data.tuples_per_relation, config.seed)
+    done = {row["id"]: row for row in ctx.slot.done_items()}
+    bar = ctx.progress("facts", len(facts), sum(f.id in done for f in facts))
+    for fact in facts:
+        if fact.id in done:
+            continue
+        row = _process(ctx, config, fact, pool)
+        ctx.slot.log_items([row])
+        done[fact.id] = row
+        bar.update(1)
+    bar.close()
+    rows = [done[f.id] for f in facts if "skipped" not in done[f.id]]
+    if not rows:
+        raise BenchError(
+            f"none of the {len(facts)} facts had enough related prompts; lower related.min_related "
+            "or raise related.max_paraphrases / max_same_object."
+        )
+    d = [v for row in rows for v in row["cohens_d"]]
+    auc = [v for row in rows for v in row["auroc"]]
+    resamples = config.bootstrap.resamples
+    mixing = _mixing(config, rows)
+    plot = mixing_histograms(
+        mixing,
+        f"{ctx.lens.site}: top-unit activations as related facts are mixed in",
+        ctx.slot.path.with_suffix(".mixing.png"),
+    )
+    return {
+        "metrics": {"cohens_d": mean_se(d, resamples, config.seed), "auroc": mean_se(auc, resamples, config.seed)},
+        "distribution": {"cohens_d": _distribution(d), "auroc": _distribution(auc)},
+        "skipped_facts": len(facts) - len(rows),
+        "artifacts": {"mixing_plot": plot.name},
+        "items": [done[f.id] for f in facts],
+    }

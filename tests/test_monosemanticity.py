@@ -1,0 +1,75 @@
+"""The monosemanticity task: statistics by hand, and a run end to end on a tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.cli import main
+from bench.tasks.monosemanticity import auroc, cohens_d
+
+TASK = """\
+type: monosemanticity
+description: tiny monosemanticity
+data: {relations: [P17, P19], tuples_per_relation: 10}
+filter: {greedy_correct: false}
+attribution: {method: gradient_x_activation}
+top_k: 3
+related: {max_paraphrases: 4, max_same_object: 4, min_related: 2}
+unrelated: 4
+mixing: {shares: [0.0, 0.5, 1.0], prompts: 10}
+layers: [1]
+bootstrap: {resamples: 50}
+"""
+
+
+def test_cohens_d_and_auroc_by_hand() -> None:
+    related, unrelated = np.array([2.0, 3.0, 4.0]), np.array([0.0, 1.0, 1.0, 2.0])
+    pooled_sd = np.sqrt((2 * 1.0 + 3 * (2 / 3)) / 5)  # sample variances 1 and 2/3
+    assert cohens_d(related, unrelated) == pytest.approx((3.0 - 1.0) / pooled_sd)
+    # 12 (related, unrelated) pairs: related wins 11, ties once (2 vs 2)
+    assert auroc(related, unrelated) == pytest.approx(11.5 / 12)
+    assert cohens_d(np.zeros(3), np.zeros(4)) == 0.0
+
+
+def test_monosemanticity_runs_end_to_end(tmp_path, tiny_model_dirs, pararel_dir) -> None:
+    # Give P17 two paraphrases and three P19 subjects a shared object, so those facts have related prompts.
+    with (pararel_dir / "pararel" / "patterns" / "P17.jsonl").open("a") as f:
+        f.write(json.dumps({"pattern": "[X] , which is located in [Y] ."}) + "\n")
+        f.write(json.dumps({"pattern": "[X] is situated in [Y] ."}) + "\n")
+    with (pararel_dir / "pararel" / "tuples" / "P19.jsonl").open("a") as f:
+        for i, name in enumerate(["Eve", "Frank"]):
+            f.write(json.dumps({"sub_label": name, "obj_label": "Paris", "uuid": f"P19-x{i}"}) + "\n")
+    task = tmp_path / "mono.yaml"
+    task.write_text(TASK)
+    out = tmp_path / "results"
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                str(tiny_model_dirs["llama"]),
+                "--units",
+                "mlp_neurons",
+                "--task",
+                str(task),
+                "--data-dir",
+                str(pararel_dir),
+                "--output-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    (path,) = out.rglob("*.json")
+    record = json.loads(path.read_text())
+    kept = [item for item in record["items"] if "skipped" not in item]
+    assert len(kept) == 6 + 3  # every P17 fact has two paraphrases; Alice, Eve and Frank share Paris
+    assert record["skipped_facts"] == 3  # Bob, Carol and Dave have no related prompt
+    assert all(item["n_related"] == 2 for item in kept)
+    assert record["metrics"]["auroc"]["n"] == 3 * len(kept)
+    assert 0 <= record["metrics"]["auroc"]["mean"] <= 1
+    assert record["distribution"]["cohens_d"]["q1"] <= record["distribution"]["cohens_d"]["q3"]
+    assert (path.parent / record["artifacts"]["mixing_plot"]).stat().st_size > 1000
