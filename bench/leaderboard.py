@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,7 +14,7 @@ from tabulate import tabulate
 from bench.errors import BenchError
 from bench.io import write_atomic
 
-_METRIC_NAMES = {"delta_prob": "ΔProb", "p_clean": "P(answer)"}
+_METRIC_NAMES = {"delta_prob": "ΔProb", "p_clean": "P(answer)", "cohens_d": "Cohen's d", "auroc": "AUROC"}
 
 
 def _metric_label(task: str, metric: str) -> str:
@@ -46,6 +47,11 @@ def frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                     "commit": record["provenance"].get("git_commit"),
                     "weights": record["model"]["weights_sha256"][:12],
                     "seed": record["task"]["config"].get("seed"),
+                    "artifacts": [
+                        str(Path(record["_path"]).parent / name) for name in record.get("artifacts", {}).values()
+                    ]
+                    if "_path" in record
+                    else [],
                 }
             )
     if not rows:
@@ -54,7 +60,7 @@ def frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     return df.drop_duplicates(["model", "lens", "site", "task", "metric"], keep="last")
 
 
-def render(df: pd.DataFrame, command: str) -> str:
+def render(df: pd.DataFrame, command: str, out_dir: Path = Path(".")) -> str:
     table = df.pivot(index=["model", "lens", "site"], columns="column", values="cell").fillna("")
     table = table[list(dict.fromkeys(df["column"]))]  # metrics in the order tasks report them, not A-Z
     order = sorted(table.index, key=lambda key: (key[0], key[1], _layer(key[2]), key[2]))
@@ -71,14 +77,21 @@ def render(df: pd.DataFrame, command: str) -> str:
             axis=1,
         )
     )
+    plots = [
+        f"- {r.lens} / {r.site} / {r.task}: "
+        + ", ".join(f"[{Path(a).stem.split('.')[-1]}]({os.path.relpath(a, out_dir)})" for a in r.artifacts)
+        for r in df.drop_duplicates("record").sort_values(["model", "lens", "site", "task"]).itertuples()
+        if r.artifacts
+    ]
+    plot_section = "\n## Plots\n\n" + "\n".join(plots) + "\n" if plots else ""
     return (
         "# lens-bench leaderboard\n\n"
         "Each cell is `mean ± bootstrap SE (n)`. Lenses are compared at equal k.\n"
         f"Regenerate with `{command}`.\n\n"
-        f"{body}\n\n## Provenance\n\n" + "\n".join(provenance) + "\n"
+        f"{body}\n\n## Provenance\n\n" + "\n".join(provenance) + "\n" + plot_section
     )
 
 
 def write_leaderboard(records: Iterable[dict[str, Any]], out: Path, command: str) -> Path:
-    write_atomic(out, render(frame(records), command))
+    write_atomic(out, render(frame(records), command, out.parent))
     return out
