@@ -23,14 +23,18 @@ def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
     return out
 
 
+_CODE_PATHS = ("bench", "plugins", "tasks", "pyproject.toml")
+
+
 def git_commit() -> str | None:
-    """HEAD of the lens-bench checkout, with '+dirty' when it has uncommitted changes."""
+    """HEAD of the lens-bench checkout, with '+dirty' when its code or tasks have uncommitted changes."""
     try:
         head = subprocess.run(
             ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            # only what determines results: written results and leaderboards do not make code dirty
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no", "--", *_CODE_PATHS],
             capture_output=True,
             text=True,
             check=True,

@@ -145,3 +145,24 @@ def test_other_attributions_and_threshold_selection(method, tmp_path, tiny_model
         passing = sum(score >= 0.3 * scores[0] for score in scores)
         assert n == passing if passing < len(scores) else n >= passing
     assert "delta_prob@thr0.3" in record["metrics"]
+
+
+def test_git_commit_is_dirty_only_for_code_changes(tmp_path, monkeypatch) -> None:
+    import subprocess
+
+    import bench.provenance as provenance
+
+    repo = tmp_path / "repo"
+    (repo / "bench").mkdir(parents=True)
+    (repo / "results").mkdir()
+    for path in ("bench/a.py", "results/r.json"):
+        (repo / path).write_text("1")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    monkeypatch.setattr(provenance, "REPO_ROOT", repo)
+    (repo / "results" / "r.json").write_text("2")
+    assert not provenance.git_commit().endswith("+dirty")
+    (repo / "bench" / "a.py").write_text("2")
+    assert provenance.git_commit().endswith("+dirty")
