@@ -13,6 +13,7 @@ from tabulate import tabulate
 
 from bench.errors import BenchError
 from bench.io import write_atomic
+from bench.plots import delta_prob_curves
 
 _METRIC_NAMES = {"delta_prob": "ΔProb", "p_clean": "P(answer)", "cohens_d": "Cohen's d", "auroc": "AUROC"}
 
@@ -92,6 +93,24 @@ def render(df: pd.DataFrame, command: str, out_dir: Path = Path(".")) -> str:
     )
 
 
+def _delta_prob_plot(records: list[dict[str, Any]], out_dir: Path) -> Path | None:
+    rows = [
+        {"lens": r["lens"]["name"], "layer": r["lens"]["layer"], "k": int(name.split("@")[1]), **value}
+        for r in records
+        if r["task"]["type"] == "knowledge_ablation"
+        for name, value in r["metrics"].items()
+        if name.startswith("delta_prob@") and name.split("@")[1].isdigit()
+    ]
+    return delta_prob_curves(rows, out_dir / "delta_prob.png") if rows else None
+
+
 def write_leaderboard(records: Iterable[dict[str, Any]], out: Path, command: str) -> Path:
-    write_atomic(out, render(frame(records), command, out.parent))
+    records = list(records)
+    df = frame(records)
+    text = render(df, command, out.parent)
+    current = set(df["record"])  # the plot shows the same, latest, records as the table
+    plot = _delta_prob_plot([r for r in records if r["id"] in current], out.parent)
+    if plot is not None:
+        text += f"\n## ΔProb against k\n\n![ΔProb against k per lens and layer]({plot.name})\n"
+    write_atomic(out, text)
     return out

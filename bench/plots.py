@@ -32,3 +32,32 @@ def mixing_histograms(values: Mapping[str, Sequence[float]], title: str, path: P
     axes[-1].set_xlabel("activation of each fact's top unit / its max |activation| over the fact's prompts")
     axes[0].set_title(title, fontsize=9)
     return save_figure(fig, path)
+
+
+def delta_prob_curves(rows: Sequence[Mapping[str, object]], path: Path) -> Path:
+    """ΔProb against k, one panel per layer, one line (with SE bars) per lens.
+
+    rows: dicts with lens, layer, k, mean, se.
+    """
+    layers = sorted({int(r["layer"]) for r in rows})
+    lenses = sorted({str(r["lens"]) for r in rows})
+    fig, axes = plt.subplots(1, len(layers), figsize=(3.6 * len(layers), 3.2), sharey=True, squeeze=False)
+    for ax, layer in zip(axes[0], layers, strict=True):
+        for lens in lenses:
+            points = sorted(
+                (int(r["k"]), float(r["mean"]), float(r["se"]))
+                for r in rows
+                if r["lens"] == lens and r["layer"] == layer
+            )
+            if points:
+                ks, means, ses = zip(*points, strict=True)
+                ax.errorbar(ks, means, yerr=ses, marker="o", capsize=3, label=lens)
+        ax.set_title(f"layer {layer}", fontsize=9)
+        ax.set_xlabel("k (units ablated)")
+        ax.set_xscale("log")
+        ax.set_xticks(sorted({int(r["k"]) for r in rows}), labels=[str(k) for k in sorted({int(r["k"]) for r in rows})])
+        ax.minorticks_off()
+        ax.set_ylim(0, 1)
+    axes[0][0].set_ylabel("ΔProb (mean ± SE)")
+    axes[0][-1].legend(fontsize=7, loc="upper left")
+    return save_figure(fig, path)
