@@ -11,7 +11,7 @@ from pathlib import Path
 from bench.hookspecs import hookimpl
 from bench.paths import REPO_ROOT
 from bench.registry import TaskType
-from bench.tasks import knowledge_ablation, monosemanticity
+from bench.tasks import interpretability, knowledge_ablation, monosemanticity
 
 
 @hookimpl
@@ -28,6 +28,12 @@ def bench_task_types() -> list[TaskType]:
             description="Cohen's d and AUROC of top units' activations on related versus unrelated facts.",
             config_model=monosemanticity.MonosemanticityConfig,
             run=monosemanticity.run,
+        ),
+        TaskType(
+            name="interpretability",
+            description="IS: correlation of a judge's simulated activations with the unit's true ones.",
+            config_model=interpretability.InterpretabilityConfig,
+            run=interpretability.run,
         ),
     ]
 

@@ -4,8 +4,8 @@ A plugin is any module or object with functions named like these hooks and marke
 ``bench.hookimpl``. Third-party packages expose one through the ``lens_bench`` entry-point
 group; the built-in lenses under ``plugins/`` are registered exactly the same way.
 
-Judges for the interpretability score and extra metrics are meant to arrive the same
-way: one more collecting hook here and one more ``Registry`` in ``bench.registry``.
+Extra metrics are meant to arrive the same way: one more collecting hook here and one
+more ``Registry`` in ``bench.registry``.
 
 Every hook here *collects*: it returns a list, and the harness merges the lists of all
 plugins. A name registered twice is an error, so two plugins can never silently shadow
@@ -21,6 +21,7 @@ import pluggy
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from bench.judges import JudgeSpec
     from bench.registry import LensSpec, TaskType
 
 PROJECT = "lens_bench"
@@ -53,3 +54,12 @@ def bench_task_types() -> list[TaskType]:
 @hookspec
 def bench_task_dirs() -> list[Path]:
     """Folders holding task YAML files (``*.yaml``) this plugin ships."""
+
+
+@hookspec
+def bench_judges() -> list[JudgeSpec]:
+    """Judges for the interpretability score: an explainer and a simulator (``bench.judges.Judge``).
+
+    The judge's name and version go into every interpretability record, and the
+    leaderboard never puts two judges' scores in one column.
+    """

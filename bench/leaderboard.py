@@ -15,13 +15,23 @@ from bench.errors import BenchError
 from bench.io import write_atomic
 from bench.plots import delta_prob_curves
 
-_METRIC_NAMES = {"delta_prob": "ΔProb", "p_clean": "P(answer)", "cohens_d": "Cohen's d", "auroc": "AUROC"}
+_METRIC_NAMES = {
+    "delta_prob": "ΔProb",
+    "p_clean": "P(answer)",
+    "cohens_d": "Cohen's d",
+    "auroc": "AUROC",
+    "is_sampled": "IS (sampled units)",
+    "is_attributed": "IS (fact units)",
+}
 
 
-def _metric_label(task: str, metric: str) -> str:
+def _metric_label(record: dict[str, Any], metric: str) -> str:
+    """Column name; scores of different judges never share a column."""
     base, _, suffix = metric.partition("@")
-    name = _METRIC_NAMES.get(base, base)
-    return f"{task}: {name}" + (f"@{suffix}" if suffix else "")
+    task = record["task"]["name"]
+    if "judge" in record:
+        task += f" [{record['judge']['name']} v{record['judge']['version']}]"
+    return f"{task}: {_METRIC_NAMES.get(base, base)}" + (f"@{suffix}" if suffix else "")
 
 
 def _layer(site: str) -> int:
@@ -41,7 +51,7 @@ def frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                     "site": record["lens"]["site"],
                     "task": record["task"]["name"],
                     "metric": metric,
-                    "column": _metric_label(record["task"]["name"], metric),
+                    "column": _metric_label(record, metric),
                     "cell": f"{value['mean']:.3f} ± {value['se']:.3f} ({value['n']})",
                     "finished": record["provenance"]["finished"],
                     "record": record["id"],

