@@ -28,6 +28,10 @@ class Judge(ABC):
     def simulate(self, explanation: str, windows: Sequence[Sequence[str]]) -> list[list[float]]:
         """Predicted activation for every token of every window, from the explanation alone."""
 
+    def describe(self) -> dict[str, Any]:
+        """What identifies this judge beyond its name and version (a model, an endpoint)."""
+        return {}
+
 
 @dataclass(frozen=True)
 class JudgeSpec:

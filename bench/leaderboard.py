@@ -30,7 +30,8 @@ def _metric_label(record: dict[str, Any], metric: str) -> str:
     base, _, suffix = metric.partition("@")
     task = record["task"]["name"]
     if "judge" in record:
-        task += f" [{record['judge']['name']} v{record['judge']['version']}]"
+        judge = record["judge"]
+        task += f" [{judge['name']} v{judge['version']}" + (f" {judge['model']}" if "model" in judge else "") + "]"
     return f"{task}: {_METRIC_NAMES.get(base, base)}" + (f"@{suffix}" if suffix else "")
 
 

@@ -176,3 +176,14 @@ def corpus_dir(pararel_dir: Path) -> Path:
             "".join(f"# sent_id = {i}\n# text = {line}\n1\t_\n\n" for i, line in enumerate(CORPUS_LINES))
         )
     return pararel_dir
+
+
+@pytest.fixture
+def planted_llama(tiny_llama: LoadedModel) -> LoadedModel:
+    """The tiny Llama with embedding dimension 0 planted: 10 on the token 'Paris', 0 on every other token."""
+    paris = tiny_llama.tokenizer.convert_tokens_to_ids("Paris")
+    with torch.no_grad():
+        embedding = tiny_llama.model.get_input_embeddings().weight
+        embedding[:, 0] = 0.0
+        embedding[paris, 0] = 10.0
+    return tiny_llama

@@ -34,16 +34,6 @@ class Planted(Lens):
         return acts[self.site]
 
 
-@pytest.fixture
-def planted_llama(tiny_llama):
-    paris = tiny_llama.tokenizer.convert_tokens_to_ids("Paris")
-    with torch.no_grad():
-        embedding = tiny_llama.model.get_input_embeddings().weight
-        embedding[:, 0] = 0.0
-        embedding[paris, 0] = 10.0
-    return tiny_llama
-
-
 def run_is(loaded, judge: str, corpus_dir, tmp_path) -> dict:
     config = InterpretabilityConfig.model_validate(
         {

@@ -181,7 +181,7 @@ def run(ctx: TaskContext) -> dict[str, Any]:
             "name": judge_entry.name,
             "version": judge_entry.obj.version,
             "source": judge_entry.source,
-            "options": config.judge.options,
+            **judge.describe(),
         },
         "inactive_units": inactive,
         "units": groups,

@@ -1,7 +1,8 @@
-"""lens-bench judges that run offline on a CPU.
+"""lens-bench judges for the interpretability score.
 
 - ``lexical`` (baseline, the floor to beat): the explanation is the set of tokens the unit
   fires most on; the simulator predicts 1 on those tokens and 0 elsewhere.
+- ``openai`` and ``hf``: chat models (see ``bench_judges.chat``).
 - ``embedding`` (offline default): the explanation is the text of the unit's top-activating
   contexts (the few tokens up to and including the activating one); the simulator embeds the
   same-length context ending at every held-out token with all-MiniLM-L6-v2 (shipped by the
@@ -24,6 +25,7 @@ from transformers import AutoModel, AutoTokenizer
 from bench import hookimpl
 from bench.errors import BenchError
 from bench.judges import Example, Judge, JudgeSpec
+from bench_judges.chat import hf_judge, openai_judge
 
 _SEPARATOR = "\n"
 
@@ -114,5 +116,14 @@ def bench_judges() -> list[JudgeSpec]:
             "Offline: all-MiniLM-L6-v2 similarity of each token's context to the top-activating contexts.",
             "1",
             lambda options: EmbeddingJudge(**_options("embedding", options, {"context_tokens": 6})),
+        ),
+        JudgeSpec(
+            "openai",
+            "Any OpenAI-compatible chat endpoint (base_url, model, api_key or $OPENAI_*); responses cached.",
+            "1",
+            openai_judge,
+        ),
+        JudgeSpec(
+            "hf", "A Hugging Face instruct model in process (option model; default the embedded one).", "1", hf_judge
         ),
     ]
