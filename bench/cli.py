@@ -6,15 +6,18 @@ import argparse
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from tabulate import tabulate
 
+from bench.collection import Item, collect, select
 from bench.errors import BenchError
+from bench.expectations import evaluate
 from bench.models import DEFAULT_MODEL, DTYPES
 from bench.paths import DATA_ENV, data_dir
 from bench.registry import plugins
-from bench.runner import CellResult, RunOptions, run_task
+from bench.runner import CellResult, RunOptions, run_item, task_config
 from bench.taskspec import load_task, task_files
 
 
@@ -51,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--lens-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE")
     run.add_argument("--sae", help="SAE lenses: a sae-lens directory or <release>/<sae_id> ({layer} is filled in)")
     run.add_argument("--force", action="store_true", help="recompute records that already exist")
+    run.add_argument("-k", dest="keyword", help="select items by a pytest-style expression over their ids")
+    run.add_argument("--collect-only", action="store_true", help="list the items that would run, and stop")
 
     sub.add_parser("list", help="show every registered lens and task and where it comes from")
 
@@ -76,20 +81,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_cells(cells: list[CellResult]) -> None:
-    metrics = list(cells[0].record["metrics"]) if cells else []
-    rows = [
-        [
-            cell.site,
-            *(f"{m['mean']:.3f} ± {m['se']:.3f}" for m in map(cell.record["metrics"].get, metrics)),
-            cell.record["metrics"][metrics[0]]["n"],
-            "cached" if cell.skipped else f"{cell.record['provenance']['wall_time_s']:.0f}s",
-        ]
-        for cell in cells
-    ]
-    print(tabulate(rows, headers=["site", *metrics, "n", "time"], tablefmt="github"))
-    for cell in cells:
-        print(f"  record: {cell.path}")
+def _cell_line(item: Item, cell: CellResult) -> str:
+    first = next(iter(cell.record["metrics"].items()), None)
+    shown = f"{first[0]} {first[1]['mean']:.3f} ± {first[1]['se']:.3f} (n={first[1]['n']})" if first else ""
+    status = "CACHED" if cell.skipped else f"DONE {cell.record['provenance']['wall_time_s']:.0f}s"
+    return f"{item.id} {status}  {shown}  -> {cell.path}"
+
+
+def _results_table(cells: list[tuple[Item, CellResult]]) -> str:
+    rows = []
+    for item, cell in cells:
+        metrics = cell.record["metrics"]
+        rows.append([item.id, *(f"{k} {m['mean']:.3f} ± {m['se']:.3f}" for k, m in metrics.items())])
+    return tabulate(rows, tablefmt="github")
 
 
 def _use_data_dir(explicit: Path | None) -> Path | None:
@@ -101,8 +105,8 @@ def _use_data_dir(explicit: Path | None) -> Path | None:
     return resolved
 
 
-def _cmd_run(args: argparse.Namespace) -> None:
-    from bench.models import load_model  # torch/transformers import only when a model is needed
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bench.models import layer_count, load_model  # torch/transformers import only when needed
 
     registry = plugins()
     tasks = [load_task(registry, name) for name in args.task.split(",")]
@@ -111,6 +115,14 @@ def _cmd_run(args: argparse.Namespace) -> None:
         registry.lenses.entry(lens)  # unknown lens: fail before loading the model
     if args.batch_size < 1:
         raise BenchError("--batch-size must be at least 1.")
+    items = select(collect(registry, tasks, lenses, args.layers, layer_count(args.model)), args.keyword)
+    if args.collect_only:
+        for item in items:
+            print(item.id)
+        print(f"\n{len(items)} items collected")
+        return 0
+    if not items:
+        raise BenchError(f"no item matches -k {args.keyword!r}; `bench run ... --collect-only` lists them.")
     loaded = load_model(args.model, args.device, args.dtype)
     options = RunOptions(
         layers=args.layers,
@@ -122,10 +134,36 @@ def _cmd_run(args: argparse.Namespace) -> None:
         force=args.force,
         lens_options=dict(args.lens_option) | ({"sae": args.sae} if args.sae else {}),
     )
+    print(f"collected {len(items)} items on {args.model}")
+    start = time.perf_counter()
+    cells: list[tuple[Item, CellResult]] = []
     for task in tasks:
-        for lens in lenses:
-            print(f"\n== {task.name} × {lens} on {args.model}")
-            _print_cells(run_task(registry, loaded, task, lens, options))
+        task_items = [item for item in items if item.task is task]
+        all_layers = sorted(
+            {item.layer for item in collect(registry, [task], lenses, args.layers, layer_count(args.model))}
+        )
+        config = task_config(task, options, all_layers)
+        for item in task_items:
+            cell = run_item(registry, loaded, item, config, options)
+            print(_cell_line(item, cell), flush=True)
+            cells.append((item, cell))
+    print("\n" + _results_table(cells))
+    outcomes = [
+        outcome
+        for task in tasks
+        for outcome in evaluate(
+            task.name, list(task.config.expect), [(i, c.record) for i, c in cells if i.task is task]
+        )
+    ]
+    for outcome in outcomes:
+        print(f"{outcome.status.upper():8} {outcome.expectation}  [{outcome.subject}: {outcome.detail}]")
+    done = sum(not c.skipped for _, c in cells)
+    counts = {status: sum(o.status == status for o in outcomes) for status in ("passed", "failed", "skipped")}
+    summary = f"{done} computed, {len(cells) - done} cached"
+    if outcomes:
+        summary += ", expectations: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    print(f"\n== {summary} in {time.perf_counter() - start:.1f}s ==")
+    return 1 if counts["failed"] else 0
 
 
 def _cmd_sae(args: argparse.Namespace) -> None:
@@ -190,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"run": _cmd_run, "list": _cmd_list, "leaderboard": _cmd_leaderboard, "sae": _cmd_sae}[args.command]
     try:
-        handler(args)
+        code = handler(args)
     except BenchError as err:
         print(f"bench: error: {err}", file=sys.stderr)
         return 2
@@ -200,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

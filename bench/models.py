@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from bench.errors import BenchError
 from bench.paths import cache_dir
@@ -56,16 +56,33 @@ def load_model(model_id: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = 
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
     except OSError as err:
-        raise BenchError(
-            f"could not load model {model_id!r}: {err}. Give a Hugging Face model id (needs network) "
-            f"or a local directory saved with save_pretrained, or {DEFAULT_MODEL!r} for the embedded default."
-        ) from err
+        raise _load_error(model_id, err) from err
     architecture_of(model)  # fail now, not mid-run, on an architecture without a site mapping
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(device).eval()
     model.requires_grad_(False)  # attribution differentiates w.r.t. unit activations only
     return LoadedModel(model, tokenizer, model_id, _weights_hash(model, path), torch.device(device), DTYPES[dtype])
+
+
+def _load_error(model_id: str, err: OSError) -> BenchError:
+    return BenchError(
+        f"could not load model {model_id!r}: {err}. Give a Hugging Face model id (needs network) "
+        f"or a local directory saved with save_pretrained, or {DEFAULT_MODEL!r} for the embedded default."
+    )
+
+
+def layer_count(model_id: str = DEFAULT_MODEL) -> int:
+    """Number of transformer blocks, from the config alone (collection needs no weights)."""
+    path = _default_model_dir() if model_id == DEFAULT_MODEL else model_id
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except OSError as err:
+        raise _load_error(model_id, err) from err
+    for attr in ("num_hidden_layers", "n_layer"):
+        if getattr(config, attr, None):
+            return int(getattr(config, attr))
+    raise BenchError(f"model {model_id!r}: its config names no layer count (num_hidden_layers / n_layer).")
 
 
 def _default_model_dir() -> Path:

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bench.errors import BenchError
+from bench.expectations import check_syntax
 from bench.registry import Plugins, TaskType
 
 
@@ -23,6 +24,12 @@ class TaskConfig(BaseModel):
     layers: list[int] = Field(min_length=1, description="layers to run; negative values count from the last")
     limit: int | None = Field(None, ge=1, description="items to use; `bench run --limit` overrides")
     seed: int = 0
+    expect: list[str] = Field(default_factory=list, description="checked after a run; see bench/expectations.py")
+
+    @field_validator("expect")
+    @classmethod
+    def _expectations_parse(cls, value: list[str]) -> list[str]:
+        return [check_syntax(text) for text in value]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ tokenizer, a miniature ParaRel folder, and an isolated cache."""
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -73,6 +75,15 @@ ARCH_CONFIGS = {
         max_position_embeddings=64,
     ),
 }
+
+
+@pytest.fixture(autouse=True)
+def restore_environment() -> Iterator[None]:
+    """`bench run` publishes --data-dir in os.environ (for plugins); keep that from leaking across tests."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture(autouse=True)
