@@ -89,11 +89,21 @@ def _cell_line(item: Item, cell: CellResult) -> str:
 
 
 def _results_table(cells: list[tuple[Item, CellResult]]) -> str:
-    rows = []
-    for item, cell in cells:
-        metrics = cell.record["metrics"]
-        rows.append([item.id, *(f"{k} {m['mean']:.3f} ± {m['se']:.3f}" for k, m in metrics.items())])
-    return tabulate(rows, tablefmt="github")
+    """One table per task: a row per item, a `mean ± se` column per metric."""
+    tables = []
+    for task in dict.fromkeys(item.task.name for item, _ in cells):
+        rows = [(item, cell.record["metrics"]) for item, cell in cells if item.task.name == task]
+        names = list(dict.fromkeys(name for _, metrics in rows for name in metrics))
+        body = [
+            [
+                item.id,
+                *(f"{m[n]['mean']:.3f} ± {m[n]['se']:.3f}" if n in m else "" for n in names),
+                next(iter(m.values()))["n"],
+            ]
+            for item, m in rows
+        ]
+        tables.append(tabulate(body, headers=["item", *names, "n"], tablefmt="github"))
+    return "\n\n".join(tables)
 
 
 def _use_data_dir(explicit: Path | None) -> Path | None:
