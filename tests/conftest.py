@@ -23,6 +23,8 @@ from transformers import (
 from bench.models import LoadedModel, load_model
 from bench.registry import plugins
 
+pytest_plugins = ["pytester"]
+
 FACTS = {
     "P17": (
         "[X] is located in [Y] .",
