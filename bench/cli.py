@@ -77,7 +77,10 @@ def _parser() -> argparse.ArgumentParser:
 
     board = sub.add_parser("leaderboard", help="render every result record as leaderboard/README.md")
     board.add_argument("--results-dir", type=Path, default=Path("results"))
-    board.add_argument("--output", type=Path, default=Path("leaderboard/README.md"))
+    board.add_argument(
+        "--output", type=Path, help="default: leaderboard/README.md, or leaderboard/leaderboard.<format>"
+    )
+    board.add_argument("--format", default="md", choices=["md", "csv", "json", "html"])
     return parser
 
 
@@ -230,7 +233,8 @@ def _cmd_leaderboard(args: argparse.Namespace) -> None:
     from bench.results import load_records
 
     command = shlex.join(["bench", "leaderboard", "--results-dir", str(args.results_dir)])
-    out = write_leaderboard(load_records(args.results_dir), args.output, command)
+    default = Path("leaderboard") / ("README.md" if args.format == "md" else f"leaderboard.{args.format}")
+    out = write_leaderboard(load_records(args.results_dir), args.output or default, command, args.format)
     print(f"wrote {out}")
 
 

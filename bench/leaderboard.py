@@ -1,7 +1,14 @@
-"""`bench leaderboard`: every finished record on disk, as one markdown table comparing lenses."""
+"""`bench leaderboard`: every finished record on disk, published as markdown (or csv / json / html).
+
+One table per task family (knowledge, interpretability, probing, erasure); rows are
+(model, lens, site, SAE), cells `mean ± se (n)`, the best value of each column in bold, and
+a footnote per row with its provenance. Plots (PNG) are written beside the output.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -13,8 +20,15 @@ from tabulate import tabulate
 
 from bench.errors import BenchError
 from bench.io import write_atomic
-from bench.plots import delta_prob_curves
+from bench.plots import delta_prob_curves, metric_bars
 
+FAMILIES = {
+    "knowledge_ablation": "Knowledge",
+    "monosemanticity": "Knowledge",
+    "interpretability": "Interpretability",
+    "sparse_probing": "Probing",
+    "privacy_erasure": "Erasure",
+}
 _METRIC_NAMES = {
     "delta_prob": "ΔProb",
     "p_clean": "P(answer)",
@@ -23,16 +37,31 @@ _METRIC_NAMES = {
     "is_sampled": "IS (sampled units)",
     "is_attributed": "IS (fact units)",
 }
+LOWER_IS_BETTER = {"delta_ppl"}
+NOT_RANKED = {"p_clean"}  # descriptive, not a score
+FORMATS = ("md", "csv", "json", "html")
+ROW = ["model", "lens", "site", "sae"]
+
+
+def _judge(record: dict[str, Any]) -> str:
+    judge = record.get("judge")
+    if not judge:
+        return ""
+    return f"{judge['name']} v{judge['version']}" + (f" {judge['model']}" if "model" in judge else "")
 
 
 def _metric_label(record: dict[str, Any], metric: str) -> str:
     """Column name; scores of different judges never share a column."""
     base, _, suffix = metric.partition("@")
-    task = record["task"]["name"]
-    if "judge" in record:
-        judge = record["judge"]
-        task += f" [{judge['name']} v{judge['version']}" + (f" {judge['model']}" if "model" in judge else "") + "]"
+    task = record["task"]["name"] + (f" [{_judge(record)}]" if record.get("judge") else "")
     return f"{task}: {_METRIC_NAMES.get(base, base)}" + (f"@{suffix}" if suffix else "")
+
+
+def _sae(record: dict[str, Any]) -> str:
+    source = record["lens"]["config"].get("sae")
+    if not source:
+        return ""
+    return "trained" if "/saes/" in source else source  # harness-trained SAEs live in the cache's saes/ folder
 
 
 def _layer(site: str) -> int:
@@ -44,84 +73,161 @@ def frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """One row per (record, metric); when a cell was computed twice, the latest record wins."""
     rows = []
     for record in records:
+        path = Path(record["_path"]) if "_path" in record else None
         for metric, value in record["metrics"].items():
             rows.append(
                 {
                     "model": record["model"]["id"],
                     "lens": record["lens"]["name"],
                     "site": record["lens"]["site"],
+                    "layer": _layer(record["lens"]["site"]),
+                    "sae": _sae(record),
                     "task": record["task"]["name"],
+                    "family": FAMILIES.get(record["task"]["type"], "Other"),
                     "metric": metric,
                     "column": _metric_label(record, metric),
-                    "cell": f"{value['mean']:.3f} ± {value['se']:.3f} ({value['n']})",
+                    "mean": value["mean"],
+                    "se": value["se"],
+                    "n": value["n"],
                     "finished": record["provenance"]["finished"],
                     "record": record["id"],
                     "commit": record["provenance"].get("git_commit"),
                     "weights": record["model"]["weights_sha256"][:12],
                     "seed": record["task"]["config"].get("seed"),
-                    "artifacts": [
-                        str(Path(record["_path"]).parent / name) for name in record.get("artifacts", {}).values()
-                    ]
-                    if "_path" in record
-                    else [],
+                    "sae_sha256": record["lens"]["config"].get("sae_sha256", "")[:12],
+                    "judge": _judge(record),
+                    "artifacts": [str(path.parent / a) for a in record.get("artifacts", {}).values()] if path else [],
                 }
             )
     if not rows:
         raise BenchError("no result records found; run `bench run ...` first or pass --results-dir.")
-    df = pd.DataFrame(rows).sort_values("finished")
-    return df.drop_duplicates(["model", "lens", "site", "task", "metric"], keep="last")
+    df = pd.DataFrame(rows).sort_values("finished", kind="stable")
+    df = df.drop_duplicates(["model", "lens", "site", "sae", "task", "metric"], keep="last")
+    return df.sort_values(["model", "lens", "layer", "site", "task"], kind="stable").reset_index(drop=True)
 
 
-def render(df: pd.DataFrame, command: str, out_dir: Path = Path(".")) -> str:
-    table = df.pivot(index=["model", "lens", "site"], columns="column", values="cell").fillna("")
+def _cell(row: Any, best: bool) -> str:
+    text = f"{row.mean:.3f} ± {row.se:.3f} ({row.n})"
+    return f"**{text}**" if best else text
+
+
+def _best(df: pd.DataFrame) -> set[int]:
+    """Index of the best row of each column (ties all bold)."""
+    best = set()
+    for (metric, _column), group in df.groupby(["metric", "column"]):
+        base = str(metric).partition("@")[0]
+        if base in NOT_RANKED or len(group) < 2:
+            continue
+        target = group["mean"].min() if base in LOWER_IS_BETTER else group["mean"].max()
+        best |= set(group.index[group["mean"] == target])
+    return best
+
+
+def _footnotes(df: pd.DataFrame) -> dict[tuple[str, ...], str]:
+    notes = {}
+    for key, group in df.groupby(ROW, sort=False):
+        parts = []
+        for record in group.drop_duplicates("record").itertuples():
+            extra = "".join(
+                [
+                    f", SAE `{record.sae_sha256}`" if record.sae_sha256 else "",
+                    f", judge {record.judge}" if record.judge else "",
+                ]
+            )
+            parts.append(
+                f"{record.task}: record `{record.record}`, weights `{record.weights}`{extra}, seed {record.seed}, "
+                f"commit `{record.commit}`, {record.finished}"
+            )
+        notes[tuple(key)] = "; ".join(parts)
+    return notes
+
+
+def _family_table(df: pd.DataFrame, refs: dict[tuple[str, ...], int]) -> str:
+    best = _best(df)
+    cells = df.assign(cell=[_cell(row, i in best) for i, row in zip(df.index, df.itertuples(), strict=True)])
+    table = cells.pivot_table(index=ROW, columns="column", values="cell", aggfunc="first", sort=False).fillna("")
     table = table[list(dict.fromkeys(df["column"]))]  # metrics in the order tasks report them, not A-Z
-    order = sorted(table.index, key=lambda key: (key[0], key[1], _layer(key[2]), key[2]))
-    table = table.loc[order]
-    body = tabulate(table.reset_index(), headers="keys", tablefmt="github", showindex=False)
-    provenance = (
-        df.drop_duplicates("record")
-        .sort_values(["model", "lens", "site", "task"])
-        .apply(
-            lambda r: (
-                f"- `{r.record}` {r.model} / {r.lens} / {r.site} / {r.task}: weights `{r.weights}`, "
-                f"seed {r.seed}, commit `{r.commit}`, finished {r.finished}"
-            ),
-            axis=1,
-        )
-    )
-    plots = [
+    table = table.reset_index()
+    table["lens"] = [
+        f"{lens} [^{refs[tuple(key)]}]" for lens, key in zip(table["lens"], table[ROW].values, strict=True)
+    ]
+    return tabulate(table, headers="keys", tablefmt="github", showindex=False)
+
+
+def render(df: pd.DataFrame, command: str, out_dir: Path = Path("."), plots: list[Path] | None = None) -> str:
+    notes = _footnotes(df)
+    refs = {key: i for i, key in enumerate(notes, 1)}
+    parts = [
+        "# lens-bench leaderboard\n",
+        "Each cell is `mean ± bootstrap SE (n)`; the best value of each column is in bold. "
+        "Lenses are compared at equal k.",
+        f"Regenerate with `{command}`.\n",
+    ]
+    for family in dict.fromkeys(FAMILIES.values()) | {"Other": None}:
+        part = df[df["family"] == family]
+        if not part.empty:
+            parts.append(f"## {family}\n\n{_family_table(part, refs)}\n")
+    artifacts = [
         f"- {r.lens} / {r.site} / {r.task}: "
         + ", ".join(f"[{Path(a).stem.split('.')[-1]}]({os.path.relpath(a, out_dir)})" for a in r.artifacts)
-        for r in df.drop_duplicates("record").sort_values(["model", "lens", "site", "task"]).itertuples()
+        for r in df.drop_duplicates("record").itertuples()
         if r.artifacts
     ]
-    plot_section = "\n## Plots\n\n" + "\n".join(plots) + "\n" if plots else ""
+    figures = [f"![{p.stem}]({p.name})" for p in plots or []]
+    if figures or artifacts:
+        parts.append("## Plots\n\n" + "\n\n".join(figures) + ("\n\n" if figures else "") + "\n".join(artifacts) + "\n")
+    parts.append("\n".join(f"[^{refs[key]}]: {' / '.join(key[:3])}: {text}" for key, text in notes.items()) + "\n")
+    return "\n".join(parts)
+
+
+def _plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    out = []
+    ablation = df[(df["family"] == "Knowledge") & df["metric"].str.match(r"delta_prob@\d+$")]
+    if not ablation.empty:
+        rows = [
+            {"lens": r.lens, "layer": r.layer, "k": int(r.metric.split("@")[1]), "mean": r.mean, "se": r.se}
+            for r in ablation.itertuples()
+        ]
+        out.append(delta_prob_curves(rows, out_dir / "delta_prob.png"))
+    for task, part in df[~df["metric"].isin(NOT_RANKED)].groupby("task", sort=False):
+        out.append(metric_bars(part, f"{task}", out_dir / f"bars_{task}.png"))
+    return out
+
+
+def _html(df: pd.DataFrame, plots: list[Path], command: str) -> str:
+    """One self-contained file: the tables, and the plots inlined as data URIs."""
+    best = _best(df)
+    cells = df.assign(
+        cell=[_cell(row, i in best).replace("**", "") for i, row in zip(df.index, df.itertuples(), strict=True)]
+    )
+    tables = []
+    for family, part in cells.groupby("family", sort=False):
+        pivot = part.pivot_table(index=ROW, columns="column", values="cell", aggfunc="first", sort=False).fillna("")
+        tables.append(f"<h2>{family}</h2>" + pivot.to_html(escape=True))
+    images = "".join(
+        f'<p><img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}"></p>'
+        for p in plots
+    )
     return (
-        "# lens-bench leaderboard\n\n"
-        "Each cell is `mean ± bootstrap SE (n)`. Lenses are compared at equal k.\n"
-        f"Regenerate with `{command}`.\n\n"
-        f"{body}\n\n## Provenance\n\n" + "\n".join(provenance) + "\n" + plot_section
+        "<!doctype html><html><head><meta charset='utf-8'><title>lens-bench leaderboard</title>"
+        "<style>body{font-family:sans-serif} table{border-collapse:collapse} "
+        "td,th{border:1px solid #ccc;padding:4px}</style></head><body><h1>lens-bench leaderboard</h1>"
+        f"<p>mean ± bootstrap SE (n). Regenerate with <code>{command}</code>.</p>"
+        f"{''.join(tables)}{images}</body></html>\n"
     )
 
 
-def _delta_prob_plot(records: list[dict[str, Any]], out_dir: Path) -> Path | None:
-    rows = [
-        {"lens": r["lens"]["name"], "layer": r["lens"]["layer"], "k": int(name.split("@")[1]), **value}
-        for r in records
-        if r["task"]["type"] == "knowledge_ablation"
-        for name, value in r["metrics"].items()
-        if name.startswith("delta_prob@") and name.split("@")[1].isdigit()
-    ]
-    return delta_prob_curves(rows, out_dir / "delta_prob.png") if rows else None
-
-
-def write_leaderboard(records: Iterable[dict[str, Any]], out: Path, command: str) -> Path:
-    records = list(records)
+def write_leaderboard(records: Iterable[dict[str, Any]], out: Path, command: str, fmt: str = "md") -> Path:
+    if fmt not in FORMATS:
+        raise BenchError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}.")
     df = frame(records)
-    text = render(df, command, out.parent)
-    current = set(df["record"])  # the plot shows the same, latest, records as the table
-    plot = _delta_prob_plot([r for r in records if r["id"] in current], out.parent)
-    if plot is not None:
-        text += f"\n## ΔProb against k\n\n![ΔProb against k per lens and layer]({plot.name})\n"
-    write_atomic(out, text)
+    columns = [c for c in df.columns if c != "artifacts"]
+    if fmt == "csv":
+        write_atomic(out, df[columns].to_csv(index=False))
+    elif fmt == "json":
+        write_atomic(out, json.dumps(df[columns].to_dict(orient="records"), indent=1) + "\n")
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        plots = _plots(df, out.parent)
+        write_atomic(out, render(df, command, out.parent, plots) if fmt == "md" else _html(df, plots, command))
     return out

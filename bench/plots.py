@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -60,4 +61,20 @@ def delta_prob_curves(rows: Sequence[Mapping[str, object]], path: Path) -> Path:
         ax.set_ylim(0, 1)
     axes[0][0].set_ylabel("ΔProb (mean ± SE)")
     axes[0][-1].legend(fontsize=7, loc="upper left")
+    return save_figure(fig, path)
+
+
+def metric_bars(df: Any, title: str, path: Path) -> Path:
+    """One panel per metric of a task: a bar (mean ± SE) per (lens, layer)."""
+    metrics = list(dict.fromkeys(df["metric"]))
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(max(4.0, 0.5 * len(df) / len(metrics) + 2) * len(metrics), 3.4), squeeze=False
+    )
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        part = df[df["metric"] == metric]
+        labels = [f"{r.lens}\nL{r.layer}" for r in part.itertuples()]
+        ax.bar(range(len(part)), part["mean"], yerr=part["se"], capsize=3, color="tab:blue")
+        ax.set_xticks(range(len(part)), labels=labels, rotation=90, fontsize=7)
+        ax.set_title(metric, fontsize=9)
+    fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)

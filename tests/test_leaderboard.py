@@ -60,6 +60,28 @@ RECORDS = [
 ]
 
 
+def with_sae(record: dict) -> dict:
+    record["lens"]["config"] = {
+        "sae": "/home/u/.cache/lens-bench/saes/ab12/blocks.2.hook_resid_post",
+        "sae_sha256": "cd" * 32,
+    }
+    return record
+
+
+def interpretability(lens: str, site: str, value: float, rid: str) -> dict:
+    rec = record(lens, site, {"is_sampled": value}, "2026-01-03", rid)
+    rec["task"] = {"name": "interpretability", "type": "interpretability", "config": {"seed": 0}}
+    rec["judge"] = {"name": "embedding", "version": "1"}
+    return rec
+
+
+RECORDS[2] = with_sae(RECORDS[2])
+RECORDS += [
+    interpretability("mlp_neurons", "blocks.2.mlp.hook_post", 0.2, "r5"),
+    with_sae(interpretability("sae_post_mlp", "blocks.2.hook_resid_post", 0.4, "r6")),
+]
+
+
 def test_render_matches_golden_file() -> None:
     text = render(frame(RECORDS), "bench leaderboard --results-dir results")
     if os.environ.get("UPDATE_GOLDEN"):  # after an intended change: UPDATE_GOLDEN=1 pytest, then review the diff
@@ -103,3 +125,38 @@ def test_leaderboard_command_from_real_runs(tmp_path, tiny_model_dirs, tiny_task
     record_files = list(results.rglob("*.json"))
     metric = json.loads(record_files[0].read_text())["metrics"]["delta_prob@1"]
     assert f"{metric['mean']:.3f} ± {metric['se']:.3f} (4)" in text
+
+
+def test_other_formats(tmp_path, tiny_model_dirs, tiny_task, pararel_dir) -> None:
+    results = tmp_path / "results"
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                str(tiny_model_dirs["llama"]),
+                "--units",
+                "mlp_neurons,random",
+                "--task",
+                str(tiny_task),
+                "--data-dir",
+                str(pararel_dir),
+                "--output-dir",
+                str(results),
+                "--limit",
+                "3",
+            ]
+        )
+        == 0
+    )
+    for fmt in ("csv", "json", "html"):
+        out = tmp_path / "board" / f"leaderboard.{fmt}"
+        assert main(["leaderboard", "--results-dir", str(results), "--format", fmt, "--output", str(out)]) == 0
+    assert (
+        (tmp_path / "board" / "leaderboard.csv").read_text().startswith("model,lens,site,layer,sae,task,family,metric")
+    )
+    rows = json.loads((tmp_path / "board" / "leaderboard.json").read_text())
+    assert {r["lens"] for r in rows} == {"mlp_neurons", "random"} and all("mean" in r and "se" in r for r in rows)
+    html = (tmp_path / "board" / "leaderboard.html").read_text()
+    assert "<table" in html and "data:image/png;base64," in html and 'src="bars_' not in html  # self-contained
+    assert (tmp_path / "board" / "delta_prob.png").exists()
