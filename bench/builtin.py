@@ -11,7 +11,7 @@ from pathlib import Path
 from bench.hookspecs import hookimpl
 from bench.paths import REPO_ROOT
 from bench.registry import TaskType
-from bench.tasks import interpretability, knowledge_ablation, monosemanticity
+from bench.tasks import interpretability, knowledge_ablation, monosemanticity, sparse_probing
 
 
 @hookimpl
@@ -34,6 +34,12 @@ def bench_task_types() -> list[TaskType]:
             description="IS: correlation of a judge's simulated activations with the unit's true ones.",
             config_model=interpretability.InterpretabilityConfig,
             run=interpretability.run,
+        ),
+        TaskType(
+            name="sparse_probing",
+            description="Probe F1 of k units (k = 1..64) for UD token features and ParaRel relations.",
+            config_model=sparse_probing.SparseProbingConfig,
+            run=sparse_probing.run,
         ),
     ]
 

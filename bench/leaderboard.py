@@ -20,7 +20,7 @@ from tabulate import tabulate
 
 from bench.errors import BenchError
 from bench.io import write_atomic
-from bench.plots import delta_prob_curves, metric_bars
+from bench.plots import delta_prob_curves, metric_bars, probing_curves
 
 FAMILIES = {
     "knowledge_ablation": "Knowledge",
@@ -36,6 +36,7 @@ _METRIC_NAMES = {
     "auroc": "AUROC",
     "is_sampled": "IS (sampled units)",
     "is_attributed": "IS (fact units)",
+    "f1": "mean F1",
 }
 LOWER_IS_BETTER = {"delta_ppl"}
 NOT_RANKED = {"p_clean"}  # descriptive, not a score
@@ -194,6 +195,15 @@ def _plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     return out
 
 
+def _probing_plot(records: list[dict[str, Any]], out_dir: Path) -> Path | None:
+    curves = [
+        (f"{r['lens']['name']} L{r['lens']['layer']}", r["curves"])
+        for r in records
+        if r["task"]["type"] == "sparse_probing"
+    ]
+    return probing_curves(curves, out_dir / "sparse_probing_f1.png") if curves else None
+
+
 def _html(df: pd.DataFrame, plots: list[Path], command: str) -> str:
     """One self-contained file: the tables, and the plots inlined as data URIs."""
     best = _best(df)
@@ -220,6 +230,7 @@ def _html(df: pd.DataFrame, plots: list[Path], command: str) -> str:
 def write_leaderboard(records: Iterable[dict[str, Any]], out: Path, command: str, fmt: str = "md") -> Path:
     if fmt not in FORMATS:
         raise BenchError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    records = list(records)
     df = frame(records)
     columns = [c for c in df.columns if c != "artifacts"]
     if fmt == "csv":
@@ -228,6 +239,8 @@ def write_leaderboard(records: Iterable[dict[str, Any]], out: Path, command: str
         write_atomic(out, json.dumps(df[columns].to_dict(orient="records"), indent=1) + "\n")
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
-        plots = _plots(df, out.parent)
+        current = set(df["record"])
+        probing = _probing_plot([r for r in records if r["id"] in current], out.parent)
+        plots = _plots(df, out.parent) + ([probing] if probing else [])
         write_atomic(out, render(df, command, out.parent, plots) if fmt == "md" else _html(df, plots, command))
     return out

@@ -79,3 +79,27 @@ def metric_bars(df: Any, title: str, path: Path) -> Path:
         ax.set_title(metric, fontsize=9)
     fig.suptitle(title, fontsize=10, y=1.03)
     return save_figure(fig, path)
+
+
+def probing_curves(curves: Sequence[tuple[str, Mapping[str, Mapping[str, float]]]], path: Path) -> Path:
+    """F1 against k, one panel per feature, one line per (lens, layer) label.
+
+    curves: (label, {feature: {k: f1}}) per record.
+    """
+    features = list(dict.fromkeys(f for _, by_feature in curves for f in by_feature))
+    cols = min(4, len(features))
+    rows = -(-len(features) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), sharey=True, squeeze=False)
+    for ax, feature in zip(axes.flat, features, strict=False):
+        for label, by_feature in curves:
+            if feature in by_feature:
+                points = sorted((int(k), f1) for k, f1 in by_feature[feature].items())
+                ax.plot([k for k, _ in points], [f for _, f in points], marker="o", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_title(feature, fontsize=9)
+        ax.set_ylim(0, 1)
+    for ax in axes.flat[len(features) :]:
+        ax.axis("off")
+    axes[0][0].set_ylabel("test F1")
+    axes[0][-1].legend(fontsize=6)
+    return save_figure(fig, path)

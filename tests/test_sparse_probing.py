@@ -1,0 +1,141 @@
+"""Sparse probing: token alignment, and a planted unit found by the 1-sparse probe."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from tqdm import tqdm
+from transformers import PreTrainedTokenizerFast
+
+from bench.context import TaskContext
+from bench.lens import Lens
+from bench.results import RecordSlot
+from bench.tasks.sparse_probing import SparseProbingConfig, run
+from bench.ud import Word, last_subtokens, load_sentences
+from tests.conftest import FACTS
+
+NAMES = sorted({name for _, pairs in FACTS.values() for pair in pairs for name in pair})
+
+
+def test_word_label_goes_to_its_last_subtoken() -> None:
+    vocab = {t: i for i, t in enumerate(["[UNK]", "Ber", "##lin", "is", "nice", "."])}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok)
+    text = "Berlin is nice."
+    enc = tokenizer(text, return_offsets_mapping=True)
+    assert tokenizer.convert_ids_to_tokens(enc["input_ids"]) == ["Ber", "##lin", "is", "nice", "."]
+    words = [
+        Word("Berlin", 0, 6, "PROPN", {}, "nsubj"),
+        Word("is", 7, 9, "AUX", {}, "cop"),
+        Word("nice", 10, 14, "ADJ", {}, "root"),
+        Word(".", 14, 15, "PUNCT", {}, "punct"),
+    ]
+    assert last_subtokens(words, enc["offset_mapping"]) == [1, 2, 3, 4]
+    assert last_subtokens([Word("x", 20, 21, "X", {}, "dep")], enc["offset_mapping"]) == [None]
+
+
+def conllu_sentence(i: int, subject: str, verb: list[str], obj: str) -> str:
+    words = [(subject, "PROPN", "_", "nsubj:pass")] + [
+        (v, u, f, d)
+        for v, u, f, d in [
+            (verb[0], "AUX", "Tense=Pres" if verb[0] == "is" else "Tense=Past", "aux:pass"),
+            (verb[1], "VERB", "Tense=Past|VerbForm=Part", "root"),
+            ("in", "ADP", "_", "case"),
+        ]
+    ]
+    words += [(obj, "PROPN", "_", "obl"), (".", "PUNCT", "_", "punct")]
+    text = " ".join(w for w, *_ in words[:-1]) + " ."
+    lines = [f"# sent_id = s{i}", f"# text = {text}"]
+    lines += [f"{j}\t{w}\t{w}\t{u}\t_\t{f}\t0\t{d}\t_\t_" for j, (w, u, f, d) in enumerate(words, 1)]
+    return "\n".join(lines) + "\n\n"
+
+
+@pytest.fixture
+def ud_dir(corpus_dir):
+    sentences = [conllu_sentence(i, s, ["is", "located"], o) for i, (s, o) in enumerate(FACTS["P17"][1])]
+    sentences += [conllu_sentence(100 + i, s, ["was", "born"], o) for i, (s, o) in enumerate(FACTS["P19"][1])]
+    (corpus_dir / "ud-english-ewt" / "en_ewt-ud-dev.conllu").write_text("".join(sentences * 8))
+    return corpus_dir
+
+
+class NameDetector(Lens):
+    """Unit 0 is the planted 'proper name' embedding dimension; the rest are text-independent noise."""
+
+    site = "blocks.0.hook_resid_pre"
+    n_units = 12
+
+    def encode(self, acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        h = acts[self.site]
+        noise = torch.rand(*h.shape[:-1], self.n_units - 1, generator=torch.Generator().manual_seed(0))
+        return torch.cat([h[..., :1], noise], dim=-1)
+
+    def patch(self, acts, units, new_units):
+        return acts[self.site]
+
+
+def test_one_sparse_probe_finds_the_planted_unit(tiny_llama, ud_dir, tmp_path) -> None:
+    with torch.no_grad():
+        embedding = tiny_llama.model.get_input_embeddings().weight
+        embedding[:, 0] = 0.0
+        for name in NAMES:
+            embedding[tiny_llama.tokenizer.convert_tokens_to_ids(name), 0] = 10.0
+    assert len(load_sentences(ud_dir, "dev")) == 80
+    config = SparseProbingConfig.model_validate(
+        {
+            "type": "sparse_probing",
+            "description": "t",
+            "layers": [0],
+            "prompts": None,
+            "k": [1, 2, 4],
+            "tokens": {"features": ["upos:PROPN", "upos:VERB"]},
+            "max_per_class": 100,
+            "bootstrap": {"resamples": 20},
+        }
+    )
+    slot = RecordSlot(tmp_path, {"task": {"name": "sp"}, "model": {"id": "m"}, "lens": {"name": "n", "site": "s"}})
+    ctx = TaskContext(tiny_llama, NameDetector(), config, 16, ud_dir, slot, lambda d, t, i: tqdm(total=t, disable=True))
+    result = run(ctx)
+    propn = next(item for item in result["items"] if item["id"] == "upos:PROPN")
+    assert propn["curve"]["1"]["units"] == [0]
+    assert propn["curve"]["1"]["f1"] > 0.95 and propn["curve"]["1"]["auroc"] > 0.95
+    assert propn["dedicated_unit"]["unit"] == 0 and set(propn["dedicated_unit"]["top_tokens"]) <= set(NAMES)
+    verb = next(item for item in result["items"] if item["id"] == "upos:VERB")
+    assert verb["curve"]["1"]["f1"] < 0.9  # no unit is planted for verbs: noise cannot recover them
+    assert set(result["metrics"]) == {"f1@1"} and result["curves"]["upos:PROPN"]["1"] > 0.95
+
+
+def test_sparse_probing_through_the_cli_and_leaderboard(tmp_path, tiny_model_dirs, ud_dir) -> None:
+    from bench.cli import main
+
+    task = tmp_path / "probe.yaml"
+    task.write_text(
+        "type: sparse_probing\ndescription: t\nlayers: [1]\nk: [1, 2]\nmax_per_class: 50\n"
+        "tokens: {features: ['upos:PROPN', 'upos:ADP']}\nprompts: {relations: [P17, P19], prompts_per_relation: 6}\n"
+    )
+    results, board = tmp_path / "results", tmp_path / "board" / "README.md"
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                str(tiny_model_dirs["llama"]),
+                "--units",
+                "mlp_neurons",
+                "--task",
+                str(task),
+                "--data-dir",
+                str(ud_dir),
+                "--output-dir",
+                str(results),
+            ]
+        )
+        == 0
+    )
+    assert main(["leaderboard", "--results-dir", str(results), "--output", str(board)]) == 0
+    text = board.read_text()
+    assert "## Probing" in text and "probe: mean F1@1" in text and "sparse_probing_f1.png" in text
+    assert (board.parent / "sparse_probing_f1.png").stat().st_size > 1000
