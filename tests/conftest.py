@@ -100,6 +100,16 @@ def fresh_plugins() -> None:
     plugins.cache_clear()
 
 
+def run_cli(model: Path, task: Path, data: Path, output: Path, *extra: str, units: str = "mlp_neurons") -> int:
+    """`bench run` on a test model, task, data directory and output folder."""
+    from bench.cli import main
+
+    return main(
+        ["run", "--model", str(model), "--units", units, "--task", str(task), "--data-dir", str(data),
+         "--output-dir", str(output), *extra]
+    )  # fmt: skip
+
+
 def make_tokenizer() -> PreTrainedTokenizerFast:
     vocab = {word: i for i, word in enumerate(WORDS)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))

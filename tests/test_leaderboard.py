@@ -11,6 +11,7 @@ import pytest
 from bench.cli import main
 from bench.errors import BenchError
 from bench.leaderboard import frame, render
+from tests.conftest import run_cli
 
 GOLDEN = Path(__file__).parent / "golden" / "leaderboard.md"
 
@@ -96,28 +97,7 @@ def test_no_records_is_a_clear_error() -> None:
 
 def test_leaderboard_command_from_real_runs(tmp_path, tiny_model_dirs, tiny_task, pararel_dir, capsys) -> None:
     results = tmp_path / "results"
-    assert (
-        main(
-            [
-                "run",
-                "--model",
-                str(tiny_model_dirs["llama"]),
-                "--units",
-                "mlp_neurons",
-                "--task",
-                str(tiny_task),
-                "--data-dir",
-                str(pararel_dir),
-                "--output-dir",
-                str(results),
-                "--layers",
-                "0,2",
-                "--limit",
-                "4",
-            ]
-        )
-        == 0
-    )
+    assert run_cli(tiny_model_dirs["llama"], tiny_task, pararel_dir, results, "--layers", "0,2", "--limit", "4") == 0
     out = tmp_path / "board" / "README.md"
     assert main(["leaderboard", "--results-dir", str(results), "--output", str(out)]) == 0
     text = out.read_text()

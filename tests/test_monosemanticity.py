@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from bench.cli import main
 from bench.tasks.monosemanticity import auroc, cohens_d
+from tests.conftest import run_cli
 
 TASK = """\
 type: monosemanticity
@@ -45,24 +45,7 @@ def test_monosemanticity_runs_end_to_end(tmp_path, tiny_model_dirs, pararel_dir)
     task = tmp_path / "mono.yaml"
     task.write_text(TASK)
     out = tmp_path / "results"
-    assert (
-        main(
-            [
-                "run",
-                "--model",
-                str(tiny_model_dirs["llama"]),
-                "--units",
-                "mlp_neurons",
-                "--task",
-                str(task),
-                "--data-dir",
-                str(pararel_dir),
-                "--output-dir",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert run_cli(tiny_model_dirs["llama"], task, pararel_dir, out) == 0
     (path,) = out.rglob("*.json")
     record = json.loads(path.read_text())
     kept = [item for item in record["items"] if "skipped" not in item]

@@ -10,6 +10,7 @@ import pytest
 from bench.cli import main
 from bench.errors import BenchError
 from bench.registry import plugins
+from tests.conftest import run_cli
 
 PLUGIN = '''
 """A third-party lens: residual-stream dimensions after a block (a lens with no MLP in sight)."""
@@ -72,23 +73,7 @@ def test_entry_point_lens_runs_a_task(
     listing = capsys.readouterr().out
     assert "resid_dims" in listing and "acme-lenses 1.2.3" in listing
     out = tmp_path / "results"
-    code = main(
-        [
-            "run",
-            "--model",
-            str(tiny_model_dirs["llama"]),
-            "--units",
-            "resid_dims",
-            "--task",
-            str(tiny_task),
-            "--data-dir",
-            str(pararel_dir),
-            "--output-dir",
-            str(out),
-            "--limit",
-            "4",
-        ]
-    )
+    code = run_cli(tiny_model_dirs["llama"], tiny_task, pararel_dir, out, "--limit", "4", units="resid_dims")
     assert code == 0
     (path,) = out.rglob("*.json")
     record = json.loads(path.read_text())

@@ -10,27 +10,12 @@ import torch
 
 from bench.cli import main
 from bench.tasks import knowledge_ablation
+from tests.conftest import run_cli
 
 
-def run_cli(tmp_path: Path, model: Path, task: Path, data: Path, *extra: str) -> int:
-    return main(
-        [
-            "run",
-            "--model",
-            str(model),
-            "--units",
-            "mlp_neurons",
-            "--task",
-            str(task),
-            "--data-dir",
-            str(data),
-            "--output-dir",
-            str(tmp_path / "results"),
-            "--batch-size",
-            "4",
-            *extra,
-        ]
-    )
+def run_small(tmp_path: Path, model: Path, task: Path, data: Path, *extra: str) -> int:
+    """`bench run` with 4 rows per batch: with 4 IG steps, one fact per chunk (what the resume test counts)."""
+    return run_cli(model, task, data, tmp_path / "results", "--batch-size", "4", *extra)
 
 
 def records(tmp_path: Path) -> list[dict]:
@@ -38,7 +23,7 @@ def records(tmp_path: Path) -> list[dict]:
 
 
 def test_delta_prob_matches_a_hand_computation(tmp_path, tiny_model_dirs, tiny_llama, tiny_task, pararel_dir) -> None:
-    assert run_cli(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir) == 0
+    assert run_small(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir) == 0
     (record,) = records(tmp_path)
     assert record["metrics"]["delta_prob@1"]["n"] == 10
     assert record["provenance"]["model"]["weights_sha256"] == record["model"]["weights_sha256"]
@@ -85,7 +70,7 @@ def test_interrupted_run_resumes_without_losing_or_redoing_work(
         return original(ctx, config, facts)
 
     monkeypatch.setattr(knowledge_ablation, "_process", flaky)
-    assert run_cli(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir) == 130
+    assert run_small(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir) == 130
     assert records(tmp_path) == []  # no half-finished record
     (log,) = (tmp_path / "results").rglob("*.partial.jsonl")
     assert len(log.read_text().splitlines()) == 2  # batch size 4 / 4 IG steps: one fact per chunk
@@ -94,7 +79,7 @@ def test_interrupted_run_resumes_without_losing_or_redoing_work(
 
     calls.clear()
     monkeypatch.setattr(knowledge_ablation, "_process", lambda *a: (calls.append(len(a[2])), original(*a))[1])
-    assert run_cli(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir) == 0
+    assert run_small(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir) == 0
     assert sum(calls) == 8  # only the 8 facts not finished before the interrupt
     (resumed,) = records(tmp_path)
     assert resumed["provenance"]["resumed_items"] == 2
@@ -102,7 +87,7 @@ def test_interrupted_run_resumes_without_losing_or_redoing_work(
 
     fresh_dir = tmp_path / "fresh"
     fresh_dir.mkdir()
-    assert run_cli(fresh_dir, tiny_model_dirs["llama"], tiny_task, pararel_dir) == 0
+    assert run_small(fresh_dir, tiny_model_dirs["llama"], tiny_task, pararel_dir) == 0
     (fresh,) = records(fresh_dir)
     assert [i["id"] for i in fresh["items"]] == [i["id"] for i in resumed["items"]]
     for key in fresh["metrics"]:
@@ -110,16 +95,16 @@ def test_interrupted_run_resumes_without_losing_or_redoing_work(
 
     # A finished record is reused, not recomputed.
     calls.clear()
-    assert run_cli(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir) == 0
+    assert run_small(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir) == 0
     assert calls == []
 
 
 def test_cli_reports_bad_input_cleanly(tmp_path, tiny_model_dirs, tiny_task, pararel_dir, capsys) -> None:
     assert main(["run", "--units", "nope", "--task", str(tiny_task)]) == 2
     assert "unknown lens 'nope'" in capsys.readouterr().err
-    assert run_cli(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir, "--layers", "7") == 2
+    assert run_small(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir, "--layers", "7") == 2
     assert "layer 7 is out of range: the model has 3 layers" in capsys.readouterr().err
-    assert run_cli(tmp_path, tiny_model_dirs["llama"], tiny_task, tmp_path / "missing") == 2
+    assert run_small(tmp_path, tiny_model_dirs["llama"], tiny_task, tmp_path / "missing") == 2
     assert "ParaRel file" in capsys.readouterr().err
     assert main(["run", "--model", str(tmp_path / "no-model"), "--units", "mlp_neurons", "--task", str(tiny_task)]) == 2
     assert "could not load model" in capsys.readouterr().err
@@ -127,7 +112,7 @@ def test_cli_reports_bad_input_cleanly(tmp_path, tiny_model_dirs, tiny_task, par
 
 @pytest.mark.parametrize("arch", ["gpt2", "gemma2", "gpt_neox"])
 def test_task_runs_on_every_architecture(arch, tmp_path, tiny_model_dirs, tiny_task, pararel_dir) -> None:
-    assert run_cli(tmp_path, tiny_model_dirs[arch], tiny_task, pararel_dir, "--limit", "3") == 0
+    assert run_small(tmp_path, tiny_model_dirs[arch], tiny_task, pararel_dir, "--limit", "3") == 0
     (record,) = records(tmp_path)
     assert 0 <= record["metrics"]["delta_prob@3"]["mean"] <= 1
 
@@ -136,7 +121,7 @@ def test_task_runs_on_every_architecture(arch, tmp_path, tiny_model_dirs, tiny_t
 def test_other_attributions_and_threshold_selection(method, tmp_path, tiny_model_dirs, tiny_task, pararel_dir) -> None:
     text = tiny_task.read_text().replace("method: integrated_gradients", f"method: {method}")
     tiny_task.write_text(text.replace("selection: {k: [1, 3]}", "selection: {k: [1, 3], threshold: 0.3}"))
-    assert run_cli(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir, "--limit", "4") == 0
+    assert run_small(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir, "--limit", "4") == 0
     (record,) = records(tmp_path)
     assert record["task"]["config"]["attribution"]["method"] == method
     for item in record["items"]:

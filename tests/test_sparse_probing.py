@@ -15,7 +15,7 @@ from bench.lens import Lens
 from bench.results import RecordSlot
 from bench.tasks.sparse_probing import SparseProbingConfig, run
 from bench.ud import Word, last_subtokens, load_sentences
-from tests.conftest import FACTS
+from tests.conftest import FACTS, run_cli
 
 NAMES = sorted({name for _, pairs in FACTS.values() for pair in pairs for name in pair})
 
@@ -117,24 +117,7 @@ def test_sparse_probing_through_the_cli_and_leaderboard(tmp_path, tiny_model_dir
         "tokens: {features: ['upos:PROPN', 'upos:ADP']}\nprompts: {relations: [P17, P19], prompts_per_relation: 6}\n"
     )
     results, board = tmp_path / "results", tmp_path / "board" / "README.md"
-    assert (
-        main(
-            [
-                "run",
-                "--model",
-                str(tiny_model_dirs["llama"]),
-                "--units",
-                "mlp_neurons",
-                "--task",
-                str(task),
-                "--data-dir",
-                str(ud_dir),
-                "--output-dir",
-                str(results),
-            ]
-        )
-        == 0
-    )
+    assert run_cli(tiny_model_dirs["llama"], task, ud_dir, results) == 0
     assert main(["leaderboard", "--results-dir", str(results), "--output", str(board)]) == 0
     text = board.read_text()
     assert "## Probing" in text and "probe: mean F1@1" in text and "sparse_probing_f1.png" in text
