@@ -226,6 +226,14 @@ def _cmd_list(_: argparse.Namespace) -> None:
             ]
         )
     print(tabulate(rows, headers=["name", "description", "type", "from", "file"], tablefmt="simple"))
+    print("\nJudges (interpretability score):")
+    print(
+        tabulate(
+            [[e.name, e.obj.description, e.obj.version, e.source] for e in registry.judges],
+            headers=["name", "description", "version", "from"],
+            tablefmt="simple",
+        )
+    )
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> None:

@@ -72,6 +72,7 @@ def test_entry_point_lens_runs_a_task(
     assert main(["list"]) == 0
     listing = capsys.readouterr().out
     assert "resid_dims" in listing and "acme-lenses 1.2.3" in listing
+    assert "Judges" in listing and "lens-bench-judges" in listing
     out = tmp_path / "results"
     code = run_cli(tiny_model_dirs["llama"], tiny_task, pararel_dir, out, "--limit", "4", units="resid_dims")
     assert code == 0
