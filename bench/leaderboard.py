@@ -65,6 +65,11 @@ def _sae(record: dict[str, Any]) -> str:
     return "trained" if "/saes/" in source else source  # harness-trained SAEs live in the cache's saes/ folder
 
 
+def _command(record: dict[str, Any]) -> str:
+    argv = record["provenance"].get("command") or []
+    return " ".join(["bench", *argv[1:]]) if argv else ""
+
+
 def _layer(site: str) -> int:
     match = re.match(r"blocks\.(\d+)\.", site)
     return int(match.group(1)) if match else -1
@@ -97,6 +102,7 @@ def frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                     "seed": record["task"]["config"].get("seed"),
                     "sae_sha256": record["lens"]["config"].get("sae_sha256", "")[:12],
                     "judge": _judge(record),
+                    "command": _command(record),
                     "artifacts": [str(path.parent / a) for a in record.get("artifacts", {}).values()] if path else [],
                 }
             )
@@ -164,6 +170,9 @@ def render(df: pd.DataFrame, command: str, out_dir: Path = Path("."), plots: lis
         "Lenses are compared at equal k.",
         f"Regenerate with `{command}`.\n",
     ]
+    commands = sorted({c for c in df["command"] if c})
+    if commands:
+        parts.append("Produced by:\n\n```bash\n" + "\n".join(commands) + "\n```\n")
     for family in dict.fromkeys(FAMILIES.values()) | {"Other": None}:
         part = df[df["family"] == family]
         if not part.empty:
