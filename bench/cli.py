@@ -128,7 +128,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         registry.lenses.entry(lens)  # unknown lens: fail before loading the model
     if args.batch_size < 1:
         raise BenchError("--batch-size must be at least 1.")
-    items = select(collect(registry, tasks, lenses, args.layers, layer_count(args.model)), args.keyword)
+    collected = collect(registry, tasks, lenses, args.layers, layer_count(args.model))
+    items = select(collected, args.keyword)
     if args.collect_only:
         for item in items:
             print(item.id)
@@ -152,9 +153,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cells: list[tuple[Item, CellResult]] = []
     for task in tasks:
         task_items = [item for item in items if item.task is task]
-        all_layers = sorted(
-            {item.layer for item in collect(registry, [task], lenses, args.layers, layer_count(args.model))}
-        )
+        # the task's config names every layer of the run, whatever -k selected, so records stay the same
+        all_layers = sorted({item.layer for item in collected if item.task is task})
         config = task_config(task, options, all_layers)
         for item in task_items:
             cell = run_item(registry, loaded, item, config, options)

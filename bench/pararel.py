@@ -13,6 +13,7 @@ import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from bench.errors import BenchError
@@ -111,6 +112,7 @@ def check_relations(relations: list[str] | None) -> list[str]:
     return chosen
 
 
+@cache  # tasks look relations up once per fact; the files do not change during a run
 def load_relation(data_dir: Path | None, relation: str) -> Relation:
     patterns = tuple(
         (index, row["pattern"], match["prompt"])
