@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from bench.tasks.monosemanticity import auroc, cohens_d
+from bench.tasks.monosemanticity import auroc, cohens_d, orient_to_fact
 from tests.conftest import run_cli
 
 TASK = """\
@@ -56,3 +56,11 @@ def test_monosemanticity_runs_end_to_end(tmp_path, tiny_model_dirs, pararel_dir)
     assert 0 <= record["metrics"]["auroc"]["mean"] <= 1
     assert record["distribution"]["cohens_d"]["q1"] <= record["distribution"]["cohens_d"]["q3"]
     assert (path.parent / record["artifacts"]["mixing_plot"]).stat().st_size > 1000
+
+
+def test_units_are_compared_in_the_direction_they_fire_on_the_fact() -> None:
+    # unit 0 fires negatively on the fact and more so on related prompts; unit 1 positively
+    acts = np.array([[-2.0, 1.0], [-3.0, 2.0], [0.0, 0.0]])
+    signs, oriented = orient_to_fact(acts)
+    assert signs.tolist() == [-1.0, 1.0]
+    assert oriented.tolist() == [[3.0, 2.0], [0.0, 0.0]]

@@ -3,7 +3,8 @@
 For each known fact: its top-k units (the ΔProb attribution); their activations at the last
 prompt token on related prompts (the same fact through other ParaRel paraphrases, and other
 subjects with the same relation and object) and on unrelated facts (other relations). Per
-unit: Cohen's d and AUROC of related versus unrelated. The paper's mixing experiment
+unit: Cohen's d and AUROC of related versus unrelated, with activations taken in the direction the
+unit fires on the fact itself (neurons can fire negatively). The paper's mixing experiment
 (prompt sets with 0-100% related facts) reuses those activations and is drawn as a PNG.
 See METHODS.md, "Monosemanticity".
 """
@@ -63,6 +64,16 @@ def auroc(related: np.ndarray, unrelated: np.ndarray) -> float:
     return float(roc_auc_score(labels, np.r_[related, unrelated]))
 
 
+def orient_to_fact(acts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Signs of row 0 (the fact's own prompt) and the other rows multiplied by them.
+
+    Neurons of gated MLPs fire with either sign: a unit "fires" in the direction of its
+    activation on the fact itself, so related and unrelated prompts are compared along it.
+    """
+    sign = np.where(acts[0] < 0, -1.0, 1.0)
+    return sign, acts[1:] * sign
+
+
 def _prompt_sets(
     ctx: TaskContext, config: MonosemanticityConfig, fact: Fact, pool: list[Fact]
 ) -> tuple[list[Fact], list[Fact]]:
@@ -83,13 +94,15 @@ def _process(ctx: TaskContext, config: MonosemanticityConfig, fact: Fact, pool: 
     tok, lens = ctx.loaded.tokenizer, ctx.lens
     method, steps = config.attribution.method, config.attribution.ig_steps
     units = attribute(ctx.loaded, lens, encode(tok, [fact]), method, steps, ctx.batch_size)[0].topk(config.top_k)
-    acts = attribute(ctx.loaded, lens, encode(tok, related + unrelated), "activation", 1, ctx.batch_size)
-    acts = acts[:, units.indices].numpy()
+    prompts = encode(tok, [fact, *related, *unrelated])
+    acts = attribute(ctx.loaded, lens, prompts, "activation", 1, ctx.batch_size)[:, units.indices].numpy()
+    sign, acts = orient_to_fact(acts)
     rel, unrel = acts[: len(related)], acts[len(related) :]
     return {
         "id": fact.id,
         "relation": fact.relation,
         "units": units.indices.tolist(),
+        "signs": sign.tolist(),
         "cohens_d": [cohens_d(rel[:, j], unrel[:, j]) for j in range(config.top_k)],
         "auroc": [auroc(rel[:, j], unrel[:, j]) for j in range(config.top_k)],
         "n_related": len(related),
