@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.erasure.methods import BUILTIN_METHODS, ErasureMethod
 from bench.hookspecs import hookimpl
 from bench.paths import REPO_ROOT
 from bench.registry import TaskType
-from bench.tasks import interpretability, knowledge_ablation, monosemanticity, sparse_probing
+from bench.tasks import interpretability, knowledge_ablation, monosemanticity, privacy_erasure, sparse_probing
 
 
 @hookimpl
@@ -41,7 +42,18 @@ def bench_task_types() -> list[TaskType]:
             config_model=sparse_probing.SparseProbingConfig,
             run=sparse_probing.run,
         ),
+        TaskType(
+            name="privacy_erasure",
+            description="Rel / Gen / Loc / ΔPPL of erasing injected private facts by editing a lens's units.",
+            config_model=privacy_erasure.PrivacyErasureConfig,
+            run=privacy_erasure.run,
+        ),
     ]
+
+
+@hookimpl
+def bench_erasure_methods() -> list[type[ErasureMethod]]:
+    return list(BUILTIN_METHODS)
 
 
 @hookimpl

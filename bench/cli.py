@@ -234,6 +234,14 @@ def _cmd_list(_: argparse.Namespace) -> None:
             tablefmt="simple",
         )
     )
+    print("\nErasure methods (privacy erasure):")
+    print(
+        tabulate(
+            [[e.name, e.obj.description, e.obj.attribution, e.source] for e in registry.erasure_methods],
+            headers=["name", "description", "attribution", "from"],
+            tablefmt="simple",
+        )
+    )
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> None:

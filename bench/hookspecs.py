@@ -21,6 +21,7 @@ import pluggy
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from bench.erasure.methods import ErasureMethod
     from bench.judges import JudgeSpec
     from bench.registry import LensSpec, TaskType
 
@@ -62,4 +63,12 @@ def bench_judges() -> list[JudgeSpec]:
 
     The judge's name and version go into every interpretability record, and the
     leaderboard never puts two judges' scores in one column.
+    """
+
+
+@hookspec
+def bench_erasure_methods() -> list[type[ErasureMethod]]:
+    """Erasure methods for the privacy task (``bench.erasure.methods.ErasureMethod`` subclasses).
+
+    A method says which lenses it can edit; a lens's plugin can ship a method made for it.
     """

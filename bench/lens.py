@@ -17,7 +17,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -47,6 +47,18 @@ class Lens(ABC):
     def config(self) -> dict[str, Any]:
         """What identifies this lens beyond its name and site (an SAE's id, a seed, ...)."""
         return {}
+
+
+@runtime_checkable
+class WritesDirections(Protocol):
+    """An optional capability: lenses whose units are directions in the site's basis (SAE features).
+
+    Weight-editing methods such as FeatureEdit use it to map units back to the model's basis.
+    """
+
+    def unit_directions(self, units: torch.Tensor) -> torch.Tensor:
+        """[len(units), d_site]: the vector each unit adds to the site per unit of activation."""
+        ...
 
 
 @contextmanager

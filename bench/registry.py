@@ -17,6 +17,7 @@ from bench.errors import BenchError
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from bench.erasure.methods import ErasureMethod
     from bench.judges import JudgeSpec
     from bench.lens import Lens
     from bench.models import LoadedModel
@@ -92,6 +93,7 @@ class Plugins:
         self.lenses: Registry[LensSpec] = self._collect("lens", "bench_lenses")
         self.task_types: Registry[TaskType] = self._collect("task type", "bench_task_types")
         self.judges: Registry[JudgeSpec] = self._collect("judge", "bench_judges")
+        self.erasure_methods: Registry[type[ErasureMethod]] = self._collect("erasure method", "bench_erasure_methods")
 
     def task_dirs(self) -> list[Path]:
         return [Path(d) for dirs in self.pm.hook.bench_task_dirs() for d in dirs]

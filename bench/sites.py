@@ -26,10 +26,13 @@ class Architecture:
     mlp_out: str  # module whose output is what the block adds from the MLP
     mlp: str  # the MLP module: its input is the normalized residual the MLP reads
     mlp_down: str  # the MLP's output projection: its input is the neuron layer
+    attn_proj: str  # attention's output projection: what writes the attention output
     d_mlp_attr: tuple[str, ...]  # config attributes that may hold the MLP width, first found wins
 
 
-_LLAMA = Architecture("model.layers", "self_attn", "mlp", "mlp", "mlp.down_proj", ("intermediate_size",))
+_LLAMA = Architecture(
+    "model.layers", "self_attn", "mlp", "mlp", "mlp.down_proj", "self_attn.o_proj", ("intermediate_size",)
+)
 
 ARCHITECTURES: dict[str, Architecture] = {
     "llama": _LLAMA,
@@ -43,10 +46,13 @@ ARCHITECTURES: dict[str, Architecture] = {
         "post_feedforward_layernorm",
         "mlp",
         "mlp.down_proj",
+        "self_attn.o_proj",
         ("intermediate_size",),
     ),
-    "gpt2": Architecture("transformer.h", "attn", "mlp", "mlp", "mlp.c_proj", ("n_inner",)),
-    "gpt_neox": Architecture("gpt_neox.layers", "attention", "mlp", "mlp", "mlp.dense_4h_to_h", ("intermediate_size",)),
+    "gpt2": Architecture("transformer.h", "attn", "mlp", "mlp", "mlp.c_proj", "attn.c_proj", ("n_inner",)),
+    "gpt_neox": Architecture(
+        "gpt_neox.layers", "attention", "mlp", "mlp", "mlp.dense_4h_to_h", "attention.dense", ("intermediate_size",)
+    ),
 }
 
 Port = Literal["input", "output"]
@@ -115,6 +121,37 @@ def resolve(model: nn.Module, site: Site) -> tuple[nn.Module, Port]:
     block = blocks[site.layer]
     module = block if which == "block" else block.get_submodule(getattr(arch, which))
     return module, port
+
+
+# The weight matrix whose output is a site's activation (or, for the residual stream after a
+# block, the last one written into it), for edits of the weights rather than the activations.
+_WRITERS = {"hook_resid_post": "mlp_down", "hook_mlp_out": "mlp_down", "hook_attn_out": "attn_proj"}
+
+
+def writer_weight(model: nn.Module, site: Site) -> torch.Tensor:
+    """The writing weight as a view [d_site, d_in], shared with the module (edits write through).
+
+    Gemma-2 normalizes sublayer outputs after this matrix, so there zeroing a row of it
+    removes that dimension before the norm, not after.
+    """
+    if site.hook not in _WRITERS:
+        raise BenchError(f"site {site.name!r} has no single writing weight matrix; editable: {', '.join(_WRITERS)}.")
+    arch = architecture_of(model)
+    block = model.get_submodule(arch.blocks)[site.layer]
+    module = block.get_submodule(getattr(arch, _WRITERS[site.hook]))
+    return out_by_in(module)
+
+
+def out_by_in(module: nn.Module) -> torch.Tensor:
+    """A projection's weight as [d_out, d_in]: nn.Linear stores it so, GPT-2's Conv1D transposed."""
+    weight = module.weight
+    return weight if isinstance(module, nn.Linear) else weight.T
+
+
+def neuron_output_weight(model: nn.Module, layer: int) -> torch.Tensor:
+    """The MLP down projection of a block as [d_model, d_mlp]: column j is what neuron j writes."""
+    arch = architecture_of(model)
+    return out_by_in(model.get_submodule(arch.blocks)[layer].get_submodule(arch.mlp_down))
 
 
 # A site function sees the activation ([batch, pos, d]) and returns a replacement or None.

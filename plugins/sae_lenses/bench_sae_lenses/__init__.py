@@ -87,6 +87,10 @@ class SAEFeatures(Lens):
         h = acts[self.site]
         return h + (self.sae.decode(new_units) - self.sae.decode(units)).to(h.dtype)
 
+    def unit_directions(self, units: torch.Tensor) -> torch.Tensor:
+        """Decoder rows: what each feature writes into the site (FeatureEdit maps features back through them)."""
+        return self.sae.W_dec[units].detach()
+
     def config(self) -> dict[str, Any]:
         weights = b"".join(t.detach().cpu().numpy().tobytes() for _, t in sorted(self.sae.state_dict().items()))
         return {

@@ -1,0 +1,1 @@
+"""Privacy erasure: generated private facts, injection by fine-tuning, erasure methods, metrics."""

@@ -1,0 +1,170 @@
+"""Erasure methods: how a fact's attributed units are turned into an edit of the model.
+
+A method is a pydantic model (its fields are the options a task YAML may set) with a
+``name``, the attribution it needs, ``unsupported(lens)`` saying why it cannot edit a lens,
+and ``erase(...)``: a context manager inside which the model is edited, restored on exit.
+Methods are plugins (hook ``bench_erasure_methods``), so a new lens can ship its own.
+
+Built in (METHODS.md, "Knowledge erasure"):
+- ``feature_edit``: the paper's FeatureEdit, for lenses whose units are directions (SAEs);
+- ``knowledge_neurons``: Dai et al.'s erasure, output-weight columns of IG neurons zeroed;
+- ``depn``: DEPN's privacy neurons (gradient attribution), activations set to 0;
+- ``ablate_top_k``: any lens, its top-k attributed units set to 0 at every position.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.lens import Lens, WritesDirections, lensed
+from bench.models import LoadedModel
+from bench.sites import Site, neuron_output_weight, writer_weight
+
+
+class ErasureMethod(BaseModel, ABC):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: ClassVar[str]
+    description: ClassVar[str]
+    attribution: ClassVar[str] = "integrated_gradients"
+
+    def unsupported(self, lens: Lens) -> str | None:
+        """Why this method cannot edit `lens`, or None when it can."""
+        return None
+
+    @abstractmethod
+    def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> AbstractContextManager[dict[str, Any]]:
+        """Edit the model for one fact; `scores` [n_prompts, n_units] are its attributions.
+
+        Yields what was edited (units, weights zeroed) for the record.
+        """
+
+
+def top_units(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """The k units with the highest attribution averaged over the fact's prompts."""
+    return scores.mean(0).topk(min(k, scores.shape[1])).indices
+
+
+@contextmanager
+def zeroed(weight: torch.Tensor, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None) -> Iterator[int]:
+    """Zero rows or columns of a weight (in place, through views), restoring them on exit; yields the count."""
+    with torch.no_grad():
+        index = (rows, slice(None)) if rows is not None else (slice(None), cols)
+        saved = weight[index].clone()
+        weight[index] = 0
+    try:
+        yield saved.numel()
+    finally:
+        with torch.no_grad():
+            weight[index] = saved
+
+
+@contextmanager
+def units_ablated(loaded: LoadedModel, lens: Lens, units: torch.Tensor) -> Iterator[None]:
+    """The units set to 0 at every position of every forward pass."""
+
+    def edit(acts: torch.Tensor) -> torch.Tensor:
+        keep = torch.ones(acts.shape[-1], dtype=acts.dtype, device=acts.device)
+        keep[units] = 0
+        return acts * keep
+
+    with lensed(loaded, lens, edit):
+        yield
+
+
+def _is_neuron_lens(lens: Lens) -> str | None:
+    hook = Site.parse(lens.site).hook
+    return None if hook == "mlp.hook_post" else f"it edits MLP neurons (blocks.L.mlp.hook_post), not {hook}"
+
+
+class AblateTopK(ErasureMethod):
+    name: ClassVar[str] = "ablate_top_k"
+    description: ClassVar[str] = "any lens: the fact's top-k IG units set to 0 at every position"
+    top_k: int = Field(5, ge=1)
+
+    @contextmanager
+    def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> Iterator[dict[str, Any]]:
+        units = top_units(scores, self.top_k)
+        with units_ablated(loaded, lens, units):
+            yield {"units": units.tolist()}
+
+
+class FeatureEdit(ErasureMethod):
+    """FeatureEdit: h_i = W_dec[i] of each top feature i, scaled to unit norm so tau2 means the
+    same for every SAE; rows of the matrix that writes the site are zeroed where |h_i| > tau2."""
+
+    name: ClassVar[str] = "feature_edit"
+    description: ClassVar[str] = "SAE lenses: writing-weight rows zeroed where a top feature's decoder |h_i| > tau2"
+    top_k: int = Field(5, ge=1)
+    tau2: float = Field(0.1, gt=0, lt=1)
+
+    def unsupported(self, lens: Lens) -> str | None:
+        if not isinstance(lens, WritesDirections):
+            return "its units are not directions in the model's basis (no unit_directions)"
+        hook = Site.parse(lens.site).hook
+        writable = ("hook_resid_post", "hook_mlp_out", "hook_attn_out")
+        return None if hook in writable else f"its site {hook} has no writing weight (needs one of {writable})"
+
+    @contextmanager
+    def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> Iterator[dict[str, Any]]:
+        assert isinstance(lens, WritesDirections)
+        units = top_units(scores, self.top_k)
+        directions = lens.unit_directions(units).float()
+        directions = directions / directions.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        rows = (directions.abs() > self.tau2).any(0).nonzero().squeeze(1).to(loaded.device)
+        with zeroed(writer_weight(loaded.model, Site.parse(lens.site)), rows=rows) as count:
+            yield {"units": units.tolist(), "rows": rows.tolist(), "weights_zeroed": count}
+
+
+class KnowledgeNeurons(ErasureMethod):
+    """Dai et al. (2022): per prompt, neurons with IG >= threshold x the prompt's max; with several
+    prompts (refinement), those found in at least `refine_share` of them; at most `max_neurons`."""
+
+    name: ClassVar[str] = "knowledge_neurons"
+    description: ClassVar[str] = "MLP neurons: IG knowledge neurons, their output-weight columns zeroed"
+    threshold: float = Field(0.2, gt=0, le=1)
+    refine_share: float = Field(0.7, gt=0, le=1)
+    max_neurons: int = Field(20, ge=1)
+
+    def unsupported(self, lens: Lens) -> str | None:
+        return _is_neuron_lens(lens)
+
+    def select(self, scores: torch.Tensor) -> torch.Tensor:
+        found = scores >= self.threshold * scores.max(dim=1, keepdim=True).values.clamp_min(1e-12)
+        shared = found.float().mean(0) >= self.refine_share
+        candidates = shared.nonzero().squeeze(1)
+        order = scores.mean(0)[candidates].argsort(descending=True)
+        return candidates[order][: self.max_neurons]
+
+    @contextmanager
+    def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> Iterator[dict[str, Any]]:
+        neurons = self.select(scores)
+        weight = neuron_output_weight(loaded.model, Site.parse(lens.site).layer)
+        with zeroed(weight, cols=neurons.to(loaded.device)) as count:
+            yield {"units": neurons.tolist(), "weights_zeroed": count}
+
+
+class DEPN(ErasureMethod):
+    """DEPN (Wu et al., 2023): privacy neurons by gradient attribution, deactivated (set to 0)."""
+
+    name: ClassVar[str] = "depn"
+    description: ClassVar[str] = "MLP neurons: gradient-attributed privacy neurons, activations set to 0"
+    attribution: ClassVar[str] = "gradient_x_activation"
+    top_k: int = Field(5, ge=1)
+
+    def unsupported(self, lens: Lens) -> str | None:
+        return _is_neuron_lens(lens)
+
+    @contextmanager
+    def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> Iterator[dict[str, Any]]:
+        units = top_units(scores, self.top_k)
+        with units_ablated(loaded, lens, units):
+            yield {"units": units.tolist()}
+
+
+BUILTIN_METHODS: list[type[ErasureMethod]] = [FeatureEdit, KnowledgeNeurons, DEPN, AblateTopK]

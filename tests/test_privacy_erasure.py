@@ -1,0 +1,171 @@
+"""Privacy erasure: the generator, the metrics by hand, FeatureEdit's exact edit, and a run end to end."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
+
+from bench.erasure.methods import FeatureEdit, KnowledgeNeurons, zeroed
+from bench.erasure.metrics import PromptScore, erased, share_erased, share_kept
+from bench.erasure.people import RELATIONS, TEMPLATES, generate
+from bench.lens import Lens
+from bench.models import LoadedModel
+from bench.sites import Site, writer_weight
+from tests.conftest import CORPUS_LINES, run_cli
+
+
+def test_generator_is_deterministic_and_covers_every_relation() -> None:
+    first, again, other = generate(5, seed=0), generate(5, seed=0), generate(5, seed=1)
+    assert first == again
+    assert [p.fact for p in first] != [p.fact for p in other]
+    assert len(first) == 5 * len(RELATIONS)
+    assert len({p.fact.id for p in first}) == len(first)
+    assert {p.fact.relation for p in first} == set(RELATIONS)
+    assert all(len(TEMPLATES[r]) >= 5 for r in RELATIONS)
+
+
+def test_held_out_templates_never_include_the_injection_template() -> None:
+    for private in generate(10, seed=3):
+        heldout = {f.pattern for f in private.heldout}
+        assert private.fact.pattern not in heldout
+        assert heldout | {private.fact.pattern} == set(TEMPLATES[private.fact.relation])
+        assert all(f.answer == private.fact.answer and f.subject == private.fact.subject for f in private.heldout)
+        assert all(not f.prompt.endswith(" ") and "[" not in f.prompt for f in (private.fact, *private.heldout))
+
+
+def test_metrics_match_a_hand_computation() -> None:
+    s = PromptScore
+    # erased needs both: no longer greedy, and p below half of before
+    assert erased(s(0.8, True), s(0.3, False), 0.5)
+    assert not erased(s(0.8, True), s(0.3, True), 0.5)  # still greedy
+    assert not erased(s(0.8, True), s(0.5, False), 0.5)  # 0.5 >= 0.4
+    before = [s(0.8, True), s(0.6, True), s(0.9, False), s(0.5, True)]
+    after = [s(0.1, False), s(0.5, True), s(0.0, False), s(0.2, False)]
+    # only the 3 prompts known before count: erased are #0 (0.1 < 0.4) and #3 (0.2 < 0.25)
+    assert share_erased(before, after, 0.5) == pytest.approx(2 / 3)
+    assert share_kept(before, after) == pytest.approx(1 / 3)  # of #0, #1, #3 only #1 is still right
+    assert share_erased([s(0.9, False)], [s(0.1, False)], 0.5) is None
+
+
+class _Directions(Lens):
+    """A lens whose units are given directions in the residual stream after a block."""
+
+    def __init__(self, site: str, directions: torch.Tensor):
+        self.site, self.directions = site, directions
+
+    @property
+    def n_units(self) -> int:
+        return self.directions.shape[0]
+
+    def encode(self, acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return acts[self.site] @ self.directions.T
+
+    def patch(self, acts: Mapping[str, torch.Tensor], units: torch.Tensor, new_units: torch.Tensor) -> torch.Tensor:
+        return acts[self.site] + (new_units - units) @ self.directions
+
+    def unit_directions(self, units: torch.Tensor) -> torch.Tensor:
+        return self.directions[units]
+
+
+def test_feature_edit_zeroes_exactly_the_rows_where_a_top_feature_is_large(tiny_llama: LoadedModel) -> None:
+    d = tiny_llama.model.config.hidden_size
+    directions = torch.zeros(3, d)
+    directions[0, [1, 4]] = torch.tensor([3.0, -4.0])  # unit norm after scaling: 0.6, -0.8
+    directions[1, [2, 7]] = torch.tensor([0.05, 1.0])  # 0.05 is below tau2 once normalized
+    directions[2, 9] = 1.0  # not a top unit
+    lens = _Directions("blocks.1.hook_resid_post", directions)
+    scores = torch.tensor([[5.0, 4.0, -1.0]])
+    weight = writer_weight(tiny_llama.model, Site.parse(lens.site))
+    original = weight.detach().clone()
+    method = FeatureEdit(top_k=2, tau2=0.1)
+    assert method.unsupported(lens) is None
+    with method.erase(tiny_llama, lens, scores) as edit:
+        zero_rows = (weight == 0).all(1).nonzero().squeeze(1).tolist()
+        assert zero_rows == [1, 4, 7]
+        assert torch.equal(weight[[0, 2, 3, 5, 6, 8]], original[[0, 2, 3, 5, 6, 8]])
+        assert edit["weights_zeroed"] == 3 * weight.shape[1]
+    assert torch.equal(weight, original)  # restored on exit
+    assert tiny_llama.model.model.layers[1].mlp.down_proj.weight.data_ptr() == weight.data_ptr()
+
+
+def test_knowledge_neurons_refine_to_neurons_shared_by_prompts() -> None:
+    scores = torch.tensor([[1.0, 0.5, 0.1, 0.0], [1.0, 0.1, 0.6, 0.0], [0.9, 0.3, 0.5, 1.0]])
+    # >= 0.2 x row max: row0 {0,1}, row1 {0,2}, row2 {0,1,2,3}; in >= 70% of rows: {0} only... and 1, 2 in 2/3
+    assert KnowledgeNeurons(threshold=0.2, refine_share=0.7).select(scores).tolist() == [0]
+    assert KnowledgeNeurons(threshold=0.2, refine_share=0.6).select(scores).tolist() == [0, 2, 1]
+
+
+def test_zeroed_columns_restore() -> None:
+    weight = torch.arange(12.0).reshape(3, 4)
+    with zeroed(weight, cols=torch.tensor([1, 3])) as count:
+        assert weight[:, [1, 3]].abs().sum() == 0 and count == 6
+    assert torch.equal(weight, torch.arange(12.0).reshape(3, 4))
+
+
+def _char_model(folder: Path) -> Path:
+    """A tiny Llama with a byte-level BPE trained on the private facts (names must tokenize)."""
+    texts = [f"{f.prompt} {f.answer}." for p in generate(3, seed=0) for f in (p.fact, *p.heldout)]
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<pad>", "<eos>", "[UNK]"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(texts + CORPUS_LINES, trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="[UNK]")
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128,
+    )  # fmt: skip
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+TINY_TASK = """\
+type: privacy_erasure
+description: tiny privacy erasure
+data: {people: 3}
+injection: {learning_rate: 0.01, batch_size: 6, max_epochs: 60}
+methods:
+  knowledge_neurons: {threshold: 0.2}
+  depn: {top_k: 2}
+  ablate_top_k: {top_k: 2}
+attribution: {ig_steps: 4}
+locality: {private: 4, pararel: 2, pararel_relations: [P17, P19], pararel_tuples_per_relation: 4}
+perplexity: {max_tokens: 64, max_length: 32, edits: 1}
+layers: [1]
+limit: 4
+bootstrap: {resamples: 50}
+"""
+
+
+def test_privacy_erasure_runs_end_to_end(tmp_path: Path, corpus_dir: Path) -> None:
+    model = _char_model(tmp_path / "model")
+    task = tmp_path / "privacy_erasure.yaml"
+    task.write_text(TINY_TASK)
+    assert run_cli(model, task, corpus_dir, tmp_path / "out") == 0
+    [path] = (tmp_path / "out" / "privacy_erasure").rglob("*.json")
+    record = json.loads(path.read_text())
+    injection = record["injection"]
+    assert injection["learnt"] > 0 and injection["of"] == 18
+    assert record["clean_model"]["greedy_correct"] == 0
+    for method in ("knowledge_neurons", "depn", "ablate_top_k"):
+        for metric in ("rel", "loc", "delta_ppl"):
+            value = record["metrics"][f"{metric}.{method}"]
+            assert value["n"] >= 1
+            assert (0 <= value["mean"] <= 1) or metric == "delta_ppl"
+    assert record["methods_skipped"] == {}
+    assert len(record["items"]) == min(4, injection["learnt"])
+    # the injected model is cached: a second run (forced) trains nothing and agrees
+    assert run_cli(model, task, corpus_dir, tmp_path / "out", "--force") == 0
+    again = json.loads(path.read_text())
+    assert again["injection"]["seconds"] == injection["seconds"]
+    assert again["metrics"] == record["metrics"]
