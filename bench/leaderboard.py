@@ -1,8 +1,10 @@
 """`bench leaderboard`: every finished record on disk, published as markdown (or csv / json / html).
 
 One table per task family (knowledge, interpretability, probing, erasure); rows are
-(model, lens, site, SAE), cells `mean ± se (n)`, the best value of each column in bold, and
-a footnote per row with its provenance. Plots (PNG) are written beside the output.
+(model, lens, site, SAE, and the method for tasks that compare several: a metric named
+``rel.feature_edit`` is ``rel`` in the ``feature_edit`` row), cells `mean ± se (n)`, the
+best value of each column in bold, and a footnote per row with its provenance. Plots (PNG)
+are written beside the output.
 """
 
 from __future__ import annotations
@@ -37,11 +39,16 @@ _METRIC_NAMES = {
     "is_sampled": "IS (sampled units)",
     "is_attributed": "IS (fact units)",
     "f1": "mean F1",
+    "rel": "Rel",
+    "gen": "Gen",
+    "loc": "Loc",
+    "delta_ppl": "ΔPPL",
+    "ppl_ratio": "PPL ratio",
 }
-LOWER_IS_BETTER = {"delta_ppl"}
+LOWER_IS_BETTER = {"delta_ppl", "ppl_ratio"}
 NOT_RANKED = {"p_clean"}  # descriptive, not a score
 FORMATS = ("md", "csv", "json", "html")
-ROW = ["model", "lens", "site", "sae"]
+ROW = ["model", "lens", "site", "sae", "method"]
 
 
 def _judge(record: dict[str, Any]) -> str:
@@ -80,7 +87,8 @@ def frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for record in records:
         path = Path(record["_path"]) if "_path" in record else None
-        for metric, value in record["metrics"].items():
+        for name, value in record["metrics"].items():
+            metric, _, method = name.partition(".")
             rows.append(
                 {
                     "model": record["model"]["id"],
@@ -88,6 +96,7 @@ def frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                     "site": record["lens"]["site"],
                     "layer": _layer(record["lens"]["site"]),
                     "sae": _sae(record),
+                    "method": method,
                     "task": record["task"]["name"],
                     "family": FAMILIES.get(record["task"]["type"], "Other"),
                     "metric": metric,
@@ -109,7 +118,7 @@ def frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     if not rows:
         raise BenchError("no result records found; run `bench run ...` first or pass --results-dir.")
     df = pd.DataFrame(rows).sort_values("finished", kind="stable")
-    df = df.drop_duplicates(["model", "lens", "site", "sae", "task", "metric"], keep="last")
+    df = df.drop_duplicates([*ROW, "task", "metric"], keep="last")
     return df.sort_values(["model", "lens", "layer", "site", "task"], kind="stable").reset_index(drop=True)
 
 
@@ -158,6 +167,8 @@ def _family_table(df: pd.DataFrame, refs: dict[tuple[str, ...], int]) -> str:
     table["lens"] = [
         f"{lens} [^{refs[tuple(key)]}]" for lens, key in zip(table["lens"], table[ROW].values, strict=True)
     ]
+    if not table["method"].any():  # only tasks that compare methods get the column
+        table = table.drop(columns="method")
     return tabulate(table, headers="keys", tablefmt="github", showindex=False)
 
 
@@ -186,7 +197,8 @@ def render(df: pd.DataFrame, command: str, out_dir: Path = Path("."), plots: lis
     figures = [f"![{p.stem}]({p.name})" for p in plots or []]
     if figures or artifacts:
         parts.append("## Plots\n\n" + "\n\n".join(figures) + ("\n\n" if figures else "") + "\n".join(artifacts) + "\n")
-    parts.append("\n".join(f"[^{refs[key]}]: {' / '.join(key[:3])}: {text}" for key, text in notes.items()) + "\n")
+    labels = {key: " / ".join(k for k in (*key[:3], key[4]) if k) for key in notes}  # model / lens / site / method
+    parts.append("\n".join(f"[^{refs[key]}]: {labels[key]}: {text}" for key, text in notes.items()) + "\n")
     return "\n".join(parts)
 
 

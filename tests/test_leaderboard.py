@@ -77,9 +77,23 @@ def interpretability(lens: str, site: str, value: float, rid: str) -> dict:
 
 
 RECORDS[2] = with_sae(RECORDS[2])
+
+
+def erasure(lens: str, site: str, by_method: dict[str, tuple[float, float]], rid: str) -> dict:
+    """A privacy-erasure record: metrics named `<metric>.<method>` become one row per method."""
+    means = {}
+    for method, (rel, ppl) in by_method.items():
+        means |= {f"rel.{method}": rel, f"delta_ppl.{method}": ppl}
+    rec = record(lens, site, means, "2026-01-04", rid)
+    rec["task"] = {"name": "privacy_erasure", "type": "privacy_erasure", "config": {"seed": 0}}
+    return rec
+
+
 RECORDS += [
     interpretability("mlp_neurons", "blocks.2.mlp.hook_post", 0.2, "r5"),
     with_sae(interpretability("sae_post_mlp", "blocks.2.hook_resid_post", 0.4, "r6")),
+    erasure("mlp_neurons", "blocks.2.mlp.hook_post", {"knowledge_neurons": (0.6, 0.3), "depn": (0.7, 0.5)}, "r7"),
+    with_sae(erasure("sae_post_mlp", "blocks.2.hook_resid_post", {"feature_edit": (0.8, 0.1)}, "r8")),
 ]
 
 
@@ -133,7 +147,9 @@ def test_other_formats(tmp_path, tiny_model_dirs, tiny_task, pararel_dir) -> Non
         out = tmp_path / "board" / f"leaderboard.{fmt}"
         assert main(["leaderboard", "--results-dir", str(results), "--format", fmt, "--output", str(out)]) == 0
     assert (
-        (tmp_path / "board" / "leaderboard.csv").read_text().startswith("model,lens,site,layer,sae,task,family,metric")
+        (tmp_path / "board" / "leaderboard.csv")
+        .read_text()
+        .startswith("model,lens,site,layer,sae,method,task,family,metric")
     )
     rows = json.loads((tmp_path / "board" / "leaderboard.json").read_text())
     assert {r["lens"] for r in rows} == {"mlp_neurons", "random"} and all("mean" in r and "se" in r for r in rows)
