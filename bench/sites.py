@@ -27,11 +27,19 @@ class Architecture:
     mlp: str  # the MLP module: its input is the normalized residual the MLP reads
     mlp_down: str  # the MLP's output projection: its input is the neuron layer
     attn_proj: str  # attention's output projection: what writes the attention output
+    mlp_in: tuple[str, ...]  # the MLP's input projections (gate and up for gated MLPs): neuron input weights
     d_mlp_attr: tuple[str, ...]  # config attributes that may hold the MLP width, first found wins
 
 
 _LLAMA = Architecture(
-    "model.layers", "self_attn", "mlp", "mlp", "mlp.down_proj", "self_attn.o_proj", ("intermediate_size",)
+    "model.layers",
+    "self_attn",
+    "mlp",
+    "mlp",
+    "mlp.down_proj",
+    "self_attn.o_proj",
+    ("mlp.gate_proj", "mlp.up_proj"),
+    ("intermediate_size",),
 )
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -47,11 +55,21 @@ ARCHITECTURES: dict[str, Architecture] = {
         "mlp",
         "mlp.down_proj",
         "self_attn.o_proj",
+        ("mlp.gate_proj", "mlp.up_proj"),
         ("intermediate_size",),
     ),
-    "gpt2": Architecture("transformer.h", "attn", "mlp", "mlp", "mlp.c_proj", "attn.c_proj", ("n_inner",)),
+    "gpt2": Architecture(
+        "transformer.h", "attn", "mlp", "mlp", "mlp.c_proj", "attn.c_proj", ("mlp.c_fc",), ("n_inner",)
+    ),
     "gpt_neox": Architecture(
-        "gpt_neox.layers", "attention", "mlp", "mlp", "mlp.dense_4h_to_h", "attention.dense", ("intermediate_size",)
+        "gpt_neox.layers",
+        "attention",
+        "mlp",
+        "mlp",
+        "mlp.dense_4h_to_h",
+        "attention.dense",
+        ("mlp.dense_h_to_4h",),
+        ("intermediate_size",),
     ),
 }
 
@@ -152,6 +170,13 @@ def neuron_output_weight(model: nn.Module, layer: int) -> torch.Tensor:
     """The MLP down projection of a block as [d_model, d_mlp]: column j is what neuron j writes."""
     arch = architecture_of(model)
     return out_by_in(model.get_submodule(arch.blocks)[layer].get_submodule(arch.mlp_down))
+
+
+def neuron_input_weights(model: nn.Module, layer: int) -> torch.Tensor:
+    """[d_mlp, n_projections, d_model]: each neuron's input weights (gate and up rows for gated MLPs)."""
+    arch = architecture_of(model)
+    block = model.get_submodule(arch.blocks)[layer]
+    return torch.stack([out_by_in(block.get_submodule(name)) for name in arch.mlp_in], dim=1).detach()
 
 
 # A site function sees the activation ([batch, pos, d]) and returns a replacement or None.

@@ -1,0 +1,102 @@
+"""Neuron embeddings, their clustering, and the neuron_clusters lens."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from bench_neuron_clusters import ClusterSettings, ClusterTable, NeuronClusters, fit_clusters
+
+from bench.models import LoadedModel
+from bench.neuron_embeddings import cluster, cluster_metrics, dataset_examples, embed
+from bench.sites import hooked, neuron_input_weights
+from tests.conftest import run_cli
+
+
+def test_two_planted_directions_give_two_clusters() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.normal([5, 0, 0, 0], 0.2, (20, 4))
+    b = rng.normal([0, 0, 5, 0], 0.2, (12, 4))
+    found = cluster(np.r_[a, b], threshold=0.5)
+    assert found.n_clusters == 2
+    assert len(set(found.labels[:20])) == 1 and len(set(found.labels[20:])) == 1
+    metrics = cluster_metrics(found)
+    assert metrics["intra"] < 0.05 and metrics["inter"] == pytest.approx(1.0, abs=0.05)
+    assert found.linkage.shape == (31, 4)  # the whole hierarchy is kept
+
+
+def test_dataset_examples_are_the_first_near_maximal_positions() -> None:
+    acts = np.array([1.0, 8.0, 7.9, 2.0, 10.0, 7.5, 9.0])
+    assert dataset_examples(acts, 0.75, 100).tolist() == [1, 2, 4, 5, 6]
+    assert dataset_examples(acts, 0.75, 3).tolist() == [1, 2, 4]
+    assert dataset_examples(-acts).size == 0
+
+
+def test_embedding_multiplies_the_input_by_each_weight_row() -> None:
+    inputs = np.array([[1.0, 2.0], [3.0, 4.0]])
+    weights = np.array([[10.0, 0.0], [0.0, -1.0]])  # gate and up rows
+    assert embed(inputs, weights).tolist() == [[10.0, 0.0, 0.0, -2.0], [30.0, 0.0, 0.0, -4.0]]
+
+
+def _lens(loaded: LoadedModel) -> NeuronClusters:
+    """Neuron 0 of layer 1 with two clusters; neuron 3 with one."""
+    weights = neuron_input_weights(loaded.model, 1).float()
+    rows, d = weights.shape[1], weights.shape[2]
+    torch.manual_seed(1)
+    centroids = torch.randn(3, rows, d).numpy()
+    table = ClusterTable(np.array([0, 0, 3]), np.array([0, 1, 0]), centroids)
+    return NeuronClusters("blocks.1.mlp.hook_post", table, weights, weights.shape[0], threshold=1.0)
+
+
+def _site_acts(loaded: LoadedModel, lens: NeuronClusters) -> dict[str, torch.Tensor]:
+    captured: dict[str, torch.Tensor] = {}
+
+    def keep(name: str):
+        return lambda t: captured.__setitem__(name, t.detach())
+
+    ids = loaded.tokenizer("Paris is located in France . Berlin is located in", return_tensors="pt")["input_ids"]
+    with torch.no_grad(), hooked(loaded.model, {n: keep(n) for n in (lens.site, *lens.reads)}):
+        loaded.model(ids)
+    return captured
+
+
+def test_ablating_a_cluster_unit_zeroes_its_neuron_on_assigned_tokens_only(tiny_llama: LoadedModel) -> None:
+    lens = _lens(tiny_llama)
+    acts = _site_acts(tiny_llama, lens)
+    units = lens.encode(acts)
+    assigned = lens.assigned(acts[lens.reads[0]])[0]
+    assert assigned[:, :2].sum(1).le(1).all()  # a token belongs to at most one cluster of a neuron
+    assert assigned[:, 0].any() and (~assigned[:, 0]).any()  # the case is not trivial
+    post = acts[lens.site]
+    assert torch.equal(lens.patch(acts, units, units), post)  # no edit, exact
+    ablated = units.clone()
+    ablated[..., 0] = 0
+    new = lens.patch(acts, units, ablated)[0]
+    changed = (new != post[0]).nonzero().tolist()
+    expected = [[t, 0] for t in assigned[:, 0].nonzero().squeeze(1).tolist() if post[0, t, 0] != 0]
+    assert changed == expected
+    assert (new[assigned[:, 0], 0] == 0).all()
+
+
+def test_fit_and_run_on_a_tiny_model(tmp_path: Path, tiny_model_dirs, tiny_task, corpus_dir, monkeypatch) -> None:
+    monkeypatch.setenv("LENS_BENCH_DATA", str(corpus_dir))
+    from bench.models import load_model
+
+    loaded = load_model(str(tiny_model_dirs["llama"]))
+    table = fit_clusters(loaded, 1, ClusterSettings(max_tokens=2000))
+    assert len(table.neuron) >= 1 and table.centroids.shape[1:] == (2, 16)  # gate and up rows
+    assert (np.diff(table.neuron) >= 0).all()
+    again = fit_clusters(loaded, 1, ClusterSettings(max_tokens=2000))  # from the cache
+    assert np.array_equal(again.centroids, table.centroids)
+    out = tmp_path / "out"
+    code = run_cli(
+        tiny_model_dirs["llama"], tiny_task, corpus_dir, out, "--layers", "1", "--limit", "3",
+        "--lens-option", "max_tokens=2000", units="neuron_clusters",
+    )  # fmt: skip
+    assert code == 0
+    [record] = [json.loads(p.read_text()) for p in out.rglob("*.json")]
+    assert record["lens"]["n_units"] == len(table.neuron)
+    assert 0 <= record["metrics"]["delta_prob@1"]["mean"] <= 1
