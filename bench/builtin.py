@@ -12,7 +12,14 @@ from bench.erasure.methods import BUILTIN_METHODS, ErasureMethod
 from bench.hookspecs import hookimpl
 from bench.paths import REPO_ROOT
 from bench.registry import TaskType
-from bench.tasks import interpretability, knowledge_ablation, monosemanticity, privacy_erasure, sparse_probing
+from bench.tasks import (
+    interpretability,
+    knowledge_ablation,
+    monosemanticity,
+    polysemanticity,
+    privacy_erasure,
+    sparse_probing,
+)
 
 
 @hookimpl
@@ -41,6 +48,12 @@ def bench_task_types() -> list[TaskType]:
             description="Probe F1 of k units (k = 1..64) for UD token features and ParaRel relations.",
             config_model=sparse_probing.SparseProbingConfig,
             run=sparse_probing.run,
+        ),
+        TaskType(
+            name="polysemanticity",
+            description="Clusters of each unit's neuron-embedded dataset examples: count, spread, intra/inter.",
+            config_model=polysemanticity.PolysemanticityConfig,
+            run=polysemanticity.run,
         ),
         TaskType(
             name="privacy_erasure",

@@ -30,6 +30,7 @@ FAMILIES = {
     "interpretability": "Interpretability",
     "sparse_probing": "Probing",
     "privacy_erasure": "Erasure",
+    "polysemanticity": "Interpretability",
 }
 _METRIC_NAMES = {
     "delta_prob": "ΔProb",
@@ -39,14 +40,20 @@ _METRIC_NAMES = {
     "is_sampled": "IS (sampled units)",
     "is_attributed": "IS (fact units)",
     "f1": "mean F1",
+    "n_clusters": "clusters",
+    "max_distance": "max dist",
+    "mean_distance": "mean dist",
+    "intra": "intra-cluster",
+    "inter": "inter-cluster",
     "rel": "Rel",
     "gen": "Gen",
     "loc": "Loc",
     "delta_ppl": "ΔPPL",
     "ppl_ratio": "PPL ratio",
 }
-LOWER_IS_BETTER = {"delta_ppl", "ppl_ratio"}
-NOT_RANKED = {"p_clean"}  # descriptive, not a score
+LOWER_IS_BETTER = {"delta_ppl", "ppl_ratio", "n_clusters", "max_distance", "mean_distance"}
+# descriptive, not scores: which way is better is not defined
+NOT_RANKED = {"p_clean", "intra", "inter", "n_clusters_plain", "max_plain", "mean_plain", "intra_plain", "inter_plain"}
 FORMATS = ("md", "csv", "json", "html")
 ROW = ["model", "lens", "site", "sae", "method"]
 

@@ -61,6 +61,18 @@ class WritesDirections(Protocol):
         ...
 
 
+@runtime_checkable
+class ReadsInputs(Protocol):
+    """An optional capability: lenses whose units have input weights (neurons; SAE encoder rows).
+
+    The polysemanticity task embeds a unit's dataset examples as input ⊙ input weights.
+    """
+
+    def input_weights(self, model: torch.nn.Module) -> tuple[str, torch.Tensor]:
+        """The site each unit reads, and its input weights [n_units, rows, d_site] (rows: gate and up, or 1)."""
+        ...
+
+
 @contextmanager
 def lensed(loaded: LoadedModel, lens: Lens, edit: UnitEdit) -> Iterator[None]:
     """Every forward pass inside the context runs with ``edit`` applied to the lens's units."""

@@ -100,3 +100,38 @@ def test_fit_and_run_on_a_tiny_model(tmp_path: Path, tiny_model_dirs, tiny_task,
     [record] = [json.loads(p.read_text()) for p in out.rglob("*.json")]
     assert record["lens"]["n_units"] == len(table.neuron)
     assert 0 <= record["metrics"]["delta_prob@1"]["mean"] <= 1
+
+
+POLY_TASK = """\
+type: polysemanticity
+description: tiny polysemanticity
+corpus: {max_tokens: 2000}
+layers: [1]
+bootstrap: {resamples: 50}
+"""
+
+
+@pytest.mark.parametrize("units", ["mlp_neurons", "neuron_clusters"])
+def test_polysemanticity_runs_on_neurons_and_refuses_lenses_without_input_weights(
+    tmp_path: Path, tiny_model_dirs, corpus_dir, units: str, capsys
+) -> None:
+    task = tmp_path / "polysemanticity.yaml"
+    task.write_text(POLY_TASK)
+    out = tmp_path / "out"
+    code = run_cli(
+        tiny_model_dirs["llama"],
+        task,
+        corpus_dir,
+        out,
+        *(["--lens-option", "max_tokens=2000"] if units == "neuron_clusters" else []),
+        units=units,
+    )
+    if units == "neuron_clusters":
+        assert code == 2 and "has no input weights" in capsys.readouterr().err
+        return
+    assert code == 0
+    [record] = [json.loads(p.read_text()) for p in out.rglob("*.json")]
+    assert record["input_site"] == "blocks.1.ln2.hook_normalized"
+    assert record["units_scored"] + record["units_without_examples"] == 24
+    assert record["metrics"]["n_clusters"]["mean"] >= 1
+    assert {"intra_plain", "inter_plain", "intra", "inter"} <= set(record["medians"])

@@ -20,7 +20,7 @@ from bench.errors import BenchError
 from bench.lens import Lens
 from bench.models import LoadedModel
 from bench.registry import LensSpec
-from bench.sites import Site, site_width
+from bench.sites import Site, neuron_input_weights, site_width
 
 
 class MLPNeurons(Lens):
@@ -28,7 +28,7 @@ class MLPNeurons(Lens):
         parsed = Site.parse(site)
         if parsed.hook != "mlp.hook_post":
             raise BenchError(f"mlp_neurons reads the MLP's hidden layer (blocks.L.mlp.hook_post), not {site!r}.")
-        self.site = site
+        self.site, self.layer = site, parsed.layer
         self._n_units = site_width(loaded.model, parsed)
 
     @property
@@ -40,6 +40,10 @@ class MLPNeurons(Lens):
 
     def patch(self, acts: Mapping[str, torch.Tensor], units: torch.Tensor, new_units: torch.Tensor) -> torch.Tensor:
         return new_units
+
+    def input_weights(self, model: torch.nn.Module) -> tuple[str, torch.Tensor]:
+        """Neurons read the MLP's normalized input through their gate and up rows (or one input row)."""
+        return f"blocks.{self.layer}.ln2.hook_normalized", neuron_input_weights(model, self.layer)
 
 
 def _build(loaded: LoadedModel, site: str, options: Mapping[str, Any]) -> Lens:

@@ -91,6 +91,10 @@ class SAEFeatures(Lens):
         """Decoder rows: what each feature writes into the site (FeatureEdit maps features back through them)."""
         return self.sae.W_dec[units].detach()
 
+    def input_weights(self, model: torch.nn.Module) -> tuple[str, torch.Tensor]:
+        """Encoder columns: each feature reads the site through its row of W_enc (b_dec is ignored)."""
+        return self.site, self.sae.W_enc.T[:, None, :].detach()
+
     def config(self) -> dict[str, Any]:
         weights = b"".join(t.detach().cpu().numpy().tobytes() for _, t in sorted(self.sae.state_dict().items()))
         return {
