@@ -75,6 +75,15 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--data-dir", type=Path)
     train.add_argument("--force", action="store_true", help="retrain SAEs that already exist")
 
+    show = sub.add_parser("show", help="look at one unit").add_subparsers(dest="show_command", required=True)
+    neuron = show.add_parser("neuron", help="an MLP neuron's dataset examples, clusters and dendrogram (PNG)")
+    neuron.add_argument("--model", default=DEFAULT_MODEL)
+    neuron.add_argument("--layer", type=int, required=True)
+    neuron.add_argument("--index", type=int, required=True)
+    neuron.add_argument("--threshold", type=float, default=0.5, help="cosine distance at which clusters are cut")
+    neuron.add_argument("--output", type=Path, help="PNG path; default neuron_L<layer>_<index>.png")
+    neuron.add_argument("--data-dir", type=Path)
+
     board = sub.add_parser("leaderboard", help="render every result record as leaderboard/README.md")
     board.add_argument("--results-dir", type=Path, default=Path("results"))
     board.add_argument(
@@ -254,9 +263,19 @@ def _cmd_leaderboard(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def _cmd_show(args: argparse.Namespace) -> None:
+    from bench.show import show_neuron
+
+    out = args.output or Path(f"neuron_L{args.layer}_{args.index}.png")
+    path, summary = show_neuron(args.model, args.layer, args.index, out, _use_data_dir(args.data_dir), args.threshold)
+    print(summary)
+    print(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"run": _cmd_run, "list": _cmd_list, "leaderboard": _cmd_leaderboard, "sae": _cmd_sae}[args.command]
+    handlers = {"run": _cmd_run, "list": _cmd_list, "leaderboard": _cmd_leaderboard, "sae": _cmd_sae, "show": _cmd_show}
+    handler = handlers[args.command]
     try:
         code = handler(args)
     except BenchError as err:

@@ -103,3 +103,15 @@ def probing_curves(curves: Sequence[tuple[str, Mapping[str, Mapping[str, float]]
     axes[0][0].set_ylabel("test F1")
     axes[0][-1].legend(fontsize=6)
     return save_figure(fig, path)
+
+
+def dendrogram_plot(tree: Any, leaf_labels: Sequence[str], threshold: float, title: str, path: Path) -> Path:
+    """The full linkage hierarchy of one unit's dataset examples, cut line at `threshold`."""
+    from scipy.cluster.hierarchy import dendrogram
+
+    fig, ax = plt.subplots(figsize=(9, max(3.0, 0.18 * len(leaf_labels))))
+    dendrogram(tree, labels=list(leaf_labels), orientation="left", color_threshold=threshold, ax=ax, leaf_font_size=6)
+    ax.axvline(threshold, color="grey", linestyle="--", linewidth=0.8)
+    ax.set_xlabel("cosine distance (average linkage)")
+    ax.set_title(title, fontsize=9)
+    return save_figure(fig, path)

@@ -135,3 +135,20 @@ def test_polysemanticity_runs_on_neurons_and_refuses_lenses_without_input_weight
     assert record["units_scored"] + record["units_without_examples"] == 24
     assert record["metrics"]["n_clusters"]["mean"] >= 1
     assert {"intra_plain", "inter_plain", "intra", "inter"} <= set(record["medians"])
+
+
+def test_show_neuron_writes_a_dendrogram(tmp_path: Path, tiny_model_dirs, corpus_dir, capsys) -> None:
+    from bench.activations import ActivationSpec, collect
+    from bench.cli import main
+    from bench.models import load_model
+
+    loaded = load_model(str(tiny_model_dirs["llama"]))
+    acts = collect(loaded, ["blocks.1.mlp.hook_post"], ActivationSpec("train", 128, 100_000), corpus_dir)
+    neuron = int(np.argmax([(a >= 0.75 * a.max()).sum() for a in np.asarray(acts["blocks.1.mlp.hook_post"]).T]))
+    out = tmp_path / "neuron.png"
+    args = ["show", "neuron", "--model", str(tiny_model_dirs["llama"]), "--layer", "1", "--index", str(neuron)]
+    assert main([*args, "--output", str(out), "--data-dir", str(corpus_dir)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    text = capsys.readouterr().out
+    assert "dataset examples" in text and "cluster 0" in text and "[" in text
+    assert main([*args[:-1], "999", "--data-dir", str(corpus_dir)]) == 2
