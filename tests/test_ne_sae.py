@@ -1,0 +1,67 @@
+"""The neuron-embedding SAE loss against a direct computation of the paper's formula."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sae_lens.saes.sae import TrainStepInput
+
+from bench.ne_sae import (
+    NeuronEmbeddingTrainingSAE,
+    NeuronEmbeddingTrainingSAEConfig,
+    neuron_embedding_loss,
+    update_averages,
+)
+
+
+def _direct(x: np.ndarray, acts: np.ndarray, w_enc: np.ndarray, h_avg: np.ndarray, seen: np.ndarray) -> float:
+    total = 0.0
+    for b in range(len(x)):
+        for j in range(acts.shape[1]):
+            if acts[b, j] > 0 and seen[j]:
+                e_avg, e_b = h_avg[j] * w_enc[:, j], x[b] * w_enc[:, j]
+                total += 1 - e_avg @ e_b / (np.linalg.norm(e_avg) * np.linalg.norm(e_b))
+    return total / len(x)
+
+
+def test_loss_matches_the_formula_on_a_tiny_batch() -> None:
+    rng = np.random.default_rng(0)
+    x, w_enc, h_avg = rng.normal(size=(5, 4)), rng.normal(size=(4, 6)), rng.normal(size=(6, 4))
+    acts = np.maximum(rng.normal(size=(5, 6)), 0)
+    seen = np.array([True, True, False, True, True, True])
+    t = {k: torch.tensor(v) for k, v in dict(x=x, acts=acts, w=w_enc, h=h_avg).items()}
+    got = neuron_embedding_loss(t["x"], t["acts"], t["w"], t["h"], torch.tensor(seen))
+    assert np.isclose(got.item(), _direct(x, acts, w_enc, h_avg, seen), rtol=1e-9)
+
+
+def test_momentum_update() -> None:
+    x = torch.tensor([[1.0, 0.0], [3.0, 2.0]])
+    acts = torch.tensor([[1.0, 0.0, 0.0], [1.0, 2.0, 0.0]])
+    h_avg = torch.tensor([[10.0, 10.0], [0.0, 0.0], [5.0, 5.0]])
+    seen = torch.tensor([True, False, True])
+    update_averages(x, acts, h_avg, seen, momentum=0.9)
+    # unit 0 seen: 0.9 * (10, 10) + 0.1 * mean((1,0), (3,2)) = (9.2, 9.1); unit 1 first time: (3, 2); unit 2 idle
+    assert torch.allclose(h_avg, torch.tensor([[9.2, 9.1], [3.0, 2.0], [5.0, 5.0]]))
+    assert seen.tolist() == [True, True, True]
+
+
+def test_training_sae_adds_the_loss_after_warm_up() -> None:
+    torch.manual_seed(0)
+    cfg = NeuronEmbeddingTrainingSAEConfig(d_in=4, d_sae=8, ne_coefficient=0.5, ne_warm_up_steps=1)
+    sae = NeuronEmbeddingTrainingSAE(cfg)
+    sae.train()
+    x = torch.randn(16, 4)
+    step = TrainStepInput(
+        sae_in=x, coefficients={"l1": 1.0, "ne": 0.5}, dead_neuron_mask=None, n_training_steps=0, is_logging_step=False
+    )
+    first = sae.training_forward_pass(step)
+    assert first.losses["ne_loss"].item() == 0  # warm-up: averages collected, loss off
+    h_avg, seen = sae.h_avg.clone(), sae.seen.clone()
+    assert seen.any()
+    second = sae.training_forward_pass(step)
+    feature_acts, _ = sae.encode_with_hidden_pre(x)
+    expected = 0.5 * neuron_embedding_loss(x, feature_acts, sae.W_enc, h_avg, seen)
+    assert second.losses["ne_loss"].item() > 0
+    assert torch.isclose(second.losses["ne_loss"], expected)
+    second.loss.backward()
+    assert sae.W_enc.grad is not None and sae.W_enc.grad.abs().sum() > 0
