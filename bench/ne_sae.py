@@ -89,7 +89,8 @@ class NeuronEmbeddingTrainingSAE(StandardTrainingSAE):
     ) -> dict[str, torch.Tensor]:
         losses: dict[str, Any] = dict(super().calculate_aux_loss(step_input, feature_acts, hidden_pre, sae_out))
         x = step_input.sae_in
-        loss = neuron_embedding_loss(x, feature_acts, self.W_enc, self.h_avg, self.seen)
+        # a snapshot: the averages are updated in place below, after the loss has used them
+        loss = neuron_embedding_loss(x, feature_acts, self.W_enc, self.h_avg.clone(), self.seen.clone())
         switched_on = bool(self.ne_steps >= self.cfg.ne_warm_up_steps)
         losses["ne_loss"] = step_input.coefficients["ne"] * loss * switched_on
         if self.training:
