@@ -65,7 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--sites", default="resid_post,mlp_out,attn_out", help="comma-separated site kinds")
     train.add_argument("--layers", type=_int_list, default=[8, 16, 24])
     train.add_argument("--width", type=int, default=8, help="d_sae as a multiple of d_in")
+    train.add_argument("--architecture", default="topk", choices=["topk", "standard", "standard_ne"])
     train.add_argument("--k", type=int, default=32, help="TopK: active features per token")
+    train.add_argument("--l1", type=float, default=5.0, help="standard / standard_ne: L1 coefficient")
+    train.add_argument("--ne-coefficient", type=float, default=1e-2, help="standard_ne: neuron-embedding loss λ2")
+    train.add_argument("--ne-warm-up-steps", type=int, default=100, help="standard_ne: steps before L_N is on")
     train.add_argument("--epochs", type=float, default=3.0)
     train.add_argument("--batch-size", type=int, default=1024)
     train.add_argument("--lr", type=float, default=5e-4)
@@ -193,7 +197,18 @@ def _cmd_sae(args: argparse.Namespace) -> None:
     from bench.sae_training import TrainSpec, train_saes
 
     loaded = load_model(args.model, args.device)
-    spec = TrainSpec(args.width, args.k, args.epochs, args.batch_size, args.lr, args.seed)
+    spec = TrainSpec(
+        args.width,
+        args.k,
+        args.epochs,
+        args.batch_size,
+        args.lr,
+        args.seed,
+        args.architecture,
+        args.l1,
+        args.ne_coefficient,
+        args.ne_warm_up_steps,
+    )
     cards = train_saes(
         loaded,
         args.sites.split(","),
@@ -205,9 +220,21 @@ def _cmd_sae(args: argparse.Namespace) -> None:
         args.train_tokens,
     )
     keys = ["l0", "fraction_variance_explained", "dead_fraction", "ce_loss_recovered"]
-    rows = [[c["site"], *(f"{c['heldout'][k]:.3f}" for k in keys), c["training"]["train_wall_time_s"]] for c in cards]
+    rows = [
+        [
+            c["site"],
+            c["training"]["architecture"],
+            *(f"{c['heldout'][k]:.3f}" for k in keys),
+            c["training"]["train_wall_time_s"],
+        ]
+        for c in cards
+    ]
     print(
-        tabulate(rows, headers=["site", "L0", "var. explained", "dead", "CE recovered", "train s"], tablefmt="github")
+        tabulate(
+            rows,
+            headers=["site", "architecture", "L0", "var. explained", "dead", "CE recovered", "train s"],
+            tablefmt="github",
+        )
     )
 
 

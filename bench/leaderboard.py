@@ -76,7 +76,10 @@ def _sae(record: dict[str, Any]) -> str:
     source = record["lens"]["config"].get("sae")
     if not source:
         return ""
-    return "trained" if "/saes/" in source else source  # harness-trained SAEs live in the cache's saes/ folder
+    if "/saes/" not in source:  # harness-trained SAEs live in the cache's saes/ folder
+        return source
+    variant = Path(source).name.partition("+")[2]  # e.g. blocks.16.hook_mlp_out+standard_ne
+    return f"trained ({variant})" if variant else "trained"
 
 
 def _command(record: dict[str, Any]) -> str:

@@ -82,7 +82,13 @@ class NeuronEmbeddingTrainingSAE(StandardTrainingSAE):
         self.register_buffer("ne_steps", torch.zeros((), dtype=torch.long))
 
     def get_coefficients(self) -> dict[str, float | TrainCoefficientConfig]:
-        return {**super().get_coefficients(), "ne": TrainCoefficientConfig(value=self.cfg.ne_coefficient)}
+        ne = TrainCoefficientConfig(value=self.cfg.ne_coefficient, warm_up_steps=0)  # switched on by ne_steps
+        return {**super().get_coefficients(), "ne": ne}
+
+    def process_state_dict_for_saving_inference(self, state_dict: dict[str, Any]) -> None:
+        super().process_state_dict_for_saving_inference(state_dict)
+        for training_only in ("h_avg", "seen", "ne_steps"):  # checkpoints keep them, the inference SAE does not
+            state_dict.pop(training_only, None)
 
     def calculate_aux_loss(
         self, step_input: TrainStepInput, feature_acts: torch.Tensor, hidden_pre: torch.Tensor, sae_out: torch.Tensor

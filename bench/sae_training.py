@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from sae_lens import SAE
 from sae_lens.config import SAETrainerConfig
-from sae_lens.saes.sae import SAEMetadata
+from sae_lens.saes.sae import SAEMetadata, TrainingSAE, TrainingSAEConfig
+from sae_lens.saes.standard_sae import StandardTrainingSAE, StandardTrainingSAEConfig
 from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 from sae_lens.training.sae_trainer import SAETrainer
 
@@ -33,9 +34,12 @@ from bench.activations import ActivationSpec, collect
 from bench.errors import BenchError
 from bench.io import write_json_atomic
 from bench.models import LoadedModel
+from bench.ne_sae import NeuronEmbeddingTrainingSAE, NeuronEmbeddingTrainingSAEConfig
 from bench.paths import cache_dir
 from bench.provenance import environment
 from bench.sae_eval import ce_loss_recovered, reconstruction_stats
+
+ARCHITECTURES = ("topk", "standard", "standard_ne")  # standard_ne: L1 plus the neuron-embedding loss
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,31 @@ class TrainSpec:
     batch_size: int = 1024
     lr: float = 5e-4
     seed: int = 0
+    architecture: str = "topk"
+    l1_coefficient: float = 5.0  # standard, standard_ne: λ1
+    ne_coefficient: float = 1e-2  # standard_ne: λ2
+    ne_warm_up_steps: int = 100  # standard_ne: steps before L_N is switched on
+
+    @property
+    def variant(self) -> str:
+        """Folder suffix: the default TopK SAEs keep the bare site name."""
+        return "" if self.architecture == "topk" else self.architecture
+
+
+def _training_sae(spec: TrainSpec, d_in: int, common: dict[str, Any]) -> tuple[TrainingSAE[Any], TrainingSAEConfig]:
+    d_sae = spec.width_multiple * d_in
+    if spec.architecture == "topk":
+        cfg: TrainingSAEConfig = TopKTrainingSAEConfig(d_in=d_in, d_sae=d_sae, k=spec.k, **common)
+        return TopKTrainingSAE(cfg), cfg
+    l1 = {"l1_coefficient": spec.l1_coefficient}
+    if spec.architecture == "standard":
+        cfg = StandardTrainingSAEConfig(d_in=d_in, d_sae=d_sae, **l1, **common)
+        return StandardTrainingSAE(cfg), cfg
+    if spec.architecture == "standard_ne":
+        ne = {"ne_coefficient": spec.ne_coefficient, "ne_warm_up_steps": spec.ne_warm_up_steps}
+        cfg = NeuronEmbeddingTrainingSAEConfig(d_in=d_in, d_sae=d_sae, **l1, **ne, **common)
+        return NeuronEmbeddingTrainingSAE(cfg), cfg
+    raise BenchError(f"unknown SAE architecture {spec.architecture!r}; choose one of {', '.join(ARCHITECTURES)}.")
 
 
 def sae_root(loaded: LoadedModel) -> Path:
@@ -53,8 +82,8 @@ def sae_root(loaded: LoadedModel) -> Path:
     return cache_dir() / "saes" / loaded.weights_sha256[:16]
 
 
-def sae_path(loaded: LoadedModel, site: str) -> Path:
-    return sae_root(loaded) / site
+def sae_path(loaded: LoadedModel, site: str, variant: str = "") -> Path:
+    return sae_root(loaded) / (f"{site}+{variant}" if variant else site)
 
 
 def _batches(acts: np.ndarray, batch_size: int, seed: int, skip: int) -> Iterator[torch.Tensor]:
@@ -77,20 +106,18 @@ def _latest_checkpoint(folder: Path) -> Path | None:
 def train_sae(
     loaded: LoadedModel, site: str, acts: np.ndarray, spec: TrainSpec, device: str = "cpu"
 ) -> tuple[SAE[Any], dict[str, Any]]:
-    """Train (or resume training) a TopK SAE on cached activations; returns it with its training facts."""
+    """Train (or resume training) an SAE on cached activations; returns it with its training facts."""
     d_in = acts.shape[1]
-    work = sae_path(loaded, site).with_name(sae_path(loaded, site).name + ".training")
+    final = sae_path(loaded, site, spec.variant)
+    work = final.with_name(final.name + ".training")
     total = int(spec.epochs * len(acts)) // spec.batch_size * spec.batch_size
     torch.manual_seed(spec.seed)
-    cfg = TopKTrainingSAEConfig(
-        d_in=d_in,
-        d_sae=spec.width_multiple * d_in,
-        k=spec.k,
-        device=device,
-        normalize_activations="expected_average_only_in",
-        metadata=SAEMetadata(model_name=loaded.model_id, hook_name=site),
-    )
-    sae = TopKTrainingSAE(cfg)
+    common = {
+        "device": device,
+        "normalize_activations": "expected_average_only_in",
+        "metadata": SAEMetadata(model_name=loaded.model_id, hook_name=site),
+    }
+    sae, cfg = _training_sae(spec, d_in, common)
     trainer_cfg = SAETrainerConfig(
         total_training_samples=total,
         train_batch_size_samples=spec.batch_size,
@@ -122,7 +149,6 @@ def train_sae(
     inference = SAE.load_from_disk(out, device=device)
     shutil.rmtree(out)
     facts = {
-        "architecture": "topk",
         **asdict(spec),
         "d_in": d_in,
         "d_sae": cfg.d_sae,
@@ -134,9 +160,9 @@ def train_sae(
     return inference, facts
 
 
-def save_sae(loaded: LoadedModel, site: str, sae: SAE[Any], card: dict[str, Any]) -> Path:
+def save_sae(loaded: LoadedModel, site: str, sae: SAE[Any], card: dict[str, Any], variant: str = "") -> Path:
     """Save an SAE with its card; the folder appears whole or not at all."""
-    final = sae_path(loaded, site)
+    final = sae_path(loaded, site, variant)
     tmp = final.with_name(final.name + ".saving")
     shutil.rmtree(tmp, ignore_errors=True)
     sae.save_model(tmp)
@@ -166,7 +192,7 @@ def train_saes(
     if unknown:
         raise BenchError(f"unknown SAE site kind(s) {unknown}; choose from {', '.join(SITE_KINDS)}.")
     sites = [f"blocks.{layer}.{SITE_KINDS[kind]}" for layer in layers for kind in kinds]
-    todo = [site for site in sites if force or not (sae_path(loaded, site) / "card.json").exists()]
+    todo = [site for site in sites if force or not (sae_path(loaded, site, spec.variant) / "card.json").exists()]
     train_spec = ActivationSpec("train", max_tokens=train_tokens)
     heldout_spec = ActivationSpec("heldout", max_tokens=heldout_tokens)
     if todo:
@@ -186,8 +212,8 @@ def train_saes(
             },
             "provenance": environment(),
         }
-        save_sae(loaded, site, sae, card)
-    return [json_card(sae_path(loaded, site)) for site in sites]
+        save_sae(loaded, site, sae, card, spec.variant)
+    return [json_card(sae_path(loaded, site, spec.variant)) for site in sites]
 
 
 def json_card(path: Path) -> dict[str, Any]:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import torch
 from sae_lens.saes.sae import TrainStepInput
 
+from bench.models import LoadedModel
 from bench.ne_sae import (
     NeuronEmbeddingTrainingSAE,
     NeuronEmbeddingTrainingSAEConfig,
     neuron_embedding_loss,
     update_averages,
 )
+from bench.sae_training import TrainSpec, sae_path, train_saes
 
 
 def _direct(x: np.ndarray, acts: np.ndarray, w_enc: np.ndarray, h_avg: np.ndarray, seen: np.ndarray) -> float:
@@ -65,3 +71,22 @@ def test_training_sae_adds_the_loss_after_warm_up() -> None:
     assert torch.isclose(second.losses["ne_loss"], expected)
     second.loss.backward()
     assert sae.W_enc.grad is not None and sae.W_enc.grad.abs().sum() > 0
+
+
+def test_bench_sae_train_trains_the_ne_variant_beside_the_default(tiny_llama: LoadedModel, corpus_dir: Path) -> None:
+    spec = TrainSpec(width_multiple=2, epochs=2, batch_size=64, lr=3e-3, architecture="standard_ne", ne_warm_up_steps=2)
+    (card,) = train_saes(tiny_llama, ["mlp_out"], [1], spec, corpus_dir, train_tokens=2000, heldout_tokens=500)
+    assert card["training"]["architecture"] == "standard_ne" and card["training"]["ne_coefficient"] == 0.01
+    path = sae_path(tiny_llama, "blocks.1.hook_mlp_out", "standard_ne")
+    assert path.name == "blocks.1.hook_mlp_out+standard_ne" and (path / "card.json").exists()
+    assert json_architecture(path) == "standard"  # used as a plain standard SAE
+    assert not sae_path(tiny_llama, "blocks.1.hook_mlp_out").exists()
+    (plain,) = train_saes(
+        tiny_llama, ["mlp_out"], [1], replace(spec, architecture="standard"), corpus_dir, train_tokens=2000,
+        heldout_tokens=500,
+    )  # fmt: skip
+    assert plain["training"]["architecture"] == "standard"
+
+
+def json_architecture(path: Path) -> str:
+    return json.loads((path / "cfg.json").read_text())["architecture"]
