@@ -37,8 +37,10 @@ class InjectionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     learning_rate: float = Field(1e-4, gt=0)
     batch_size: int = Field(16, ge=1)
-    max_epochs: int = Field(40, ge=1)
-    stop_when_learnt: float = Field(1.0, gt=0, le=1, description="stop once this share of facts is greedy-correct")
+    max_epochs: int = Field(20, ge=1)
+    # constant-lr fine-tuning oscillates around the last few facts rather than converging on them;
+    # the facts not learnt are simply not erasure targets
+    stop_when_learnt: float = Field(0.9, gt=0, le=1, description="stop once this share of facts is greedy-correct")
     seed: int = 0
 
 
