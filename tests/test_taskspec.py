@@ -43,7 +43,7 @@ def test_shipped_tasks_validate() -> None:
         (
             TINY_TASK.replace("type: knowledge_ablation\n", ""),
             r"field 'type' is missing; known task types: interpretability, knowledge_ablation, monosemanticity, "
-            r"sparse_probing",
+            r"polysemanticity, privacy_erasure, sparse_probing",
         ),
         (TINY_TASK.replace("type: knowledge_ablation", "type: vibes"), r"unknown task type 'vibes'"),
         (TINY_TASK.replace("layers: [1]\n", ""), r"field 'layers': Field required"),
@@ -61,7 +61,8 @@ def test_bad_yaml_is_rejected_with_file_and_field(tmp_path: Path, text: str, mes
 def test_unknown_task_name_lists_known_tasks() -> None:
     with pytest.raises(
         BenchError,
-        match=r"unknown task 'nope'\. Known: interpretability, knowledge_ablation, monosemanticity, sparse_probing",
+        match=r"unknown task 'nope'\. Known: interpretability, knowledge_ablation, monosemanticity, polysemanticity, "
+        r"privacy_erasure, sparse_probing",
     ):
         load_task(plugins(), "nope")
 
