@@ -238,46 +238,25 @@ def _cmd_sae(args: argparse.Namespace) -> None:
     )
 
 
+def _section(title: str, rows: list[list[object]], headers: list[str]) -> None:
+    print(f"{title}:")
+    print(tabulate(rows, headers=headers, tablefmt="simple") + "\n")
+
+
 def _cmd_list(_: argparse.Namespace) -> None:
     registry = plugins()
-    print("Lenses:")
-    print(
-        tabulate(
-            [[e.name, e.obj.description, e.obj.default_site, e.source] for e in registry.lenses],
-            headers=["name", "description", "default site", "from"],
-            tablefmt="simple",
-        )
-    )
-    print("\nTasks:")
-    rows = []
+    lenses = [[e.name, e.obj.description, e.obj.default_site, e.source] for e in registry.lenses]
+    _section("Lenses", lenses, ["name", "description", "default site", "from"])
+    tasks = []
     for name, path in sorted(task_files(registry).items()):
         task = load_task(registry, str(path))
-        rows.append(
-            [
-                name,
-                task.config.description,
-                task.type.name,
-                registry.task_types.entry(task.type.name).source,
-                path,
-            ]
-        )
-    print(tabulate(rows, headers=["name", "description", "type", "from", "file"], tablefmt="simple"))
-    print("\nJudges (interpretability score):")
-    print(
-        tabulate(
-            [[e.name, e.obj.description, e.obj.version, e.source] for e in registry.judges],
-            headers=["name", "description", "version", "from"],
-            tablefmt="simple",
-        )
-    )
-    print("\nErasure methods (privacy erasure):")
-    print(
-        tabulate(
-            [[e.name, e.obj.description, e.obj.attribution, e.source] for e in registry.erasure_methods],
-            headers=["name", "description", "attribution", "from"],
-            tablefmt="simple",
-        )
-    )
+        source = registry.task_types.entry(task.type.name).source
+        tasks.append([name, task.config.description, task.type.name, source, path])
+    _section("Tasks", tasks, ["name", "description", "type", "from", "file"])
+    judges = [[e.name, e.obj.description, e.obj.version, e.source] for e in registry.judges]
+    _section("Judges (interpretability score)", judges, ["name", "description", "version", "from"])
+    methods = [[e.name, e.obj.description, e.obj.attribution, e.source] for e in registry.erasure_methods]
+    _section("Erasure methods (privacy erasure)", methods, ["name", "description", "attribution", "from"])
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> None:
