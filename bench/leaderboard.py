@@ -83,8 +83,15 @@ def _sae(record: dict[str, Any]) -> str:
 
 
 def _command(record: dict[str, Any]) -> str:
+    """The bench command that made the record; absolute paths inside this folder shown relative to it."""
     argv = record["provenance"].get("command") or []
-    return " ".join(["bench", *argv[1:]]) if argv else ""
+    here = Path.cwd()
+
+    def shown(arg: str) -> str:
+        path = Path(arg)
+        return os.path.relpath(path, here) if path.is_absolute() and path.is_relative_to(here) else arg
+
+    return " ".join(["bench", *map(shown, argv[1:])]) if argv else ""
 
 
 def _layer(site: str) -> int:
