@@ -87,3 +87,15 @@ def score(loaded: LoadedModel, batch: Batch) -> Scores:
     if torch.isnan(log_prob).any():
         raise BenchError("the model produced NaN log-probabilities; try --dtype float32 or check the weights.")
     return Scores(log_prob, misses == 0)
+
+
+def score_items(loaded: LoadedModel, items: Sequence[Encoded], batch_size: int) -> list[tuple[float, bool]]:
+    """(p(y|x), greedy correct) for every item on the model as it is now (edits and hooks included)."""
+    out: list[tuple[float, bool]] = []
+    with torch.no_grad():
+        for start in range(0, len(items), batch_size):
+            scores = score(
+                loaded, collate(items[start : start + batch_size], loaded.tokenizer.pad_token_id, loaded.device)
+            )
+            out.extend(zip(scores.log_prob.exp().tolist(), scores.greedy_correct.tolist(), strict=True))
+    return out

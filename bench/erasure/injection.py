@@ -30,7 +30,7 @@ from bench.io import write_json_atomic
 from bench.models import LoadedModel, load_model
 from bench.pararel import Fact
 from bench.paths import cache_dir
-from bench.scoring import Encoded, collate, encode, score
+from bench.scoring import Encoded, collate, encode, score, score_items
 
 
 class InjectionConfig(BaseModel):
@@ -56,12 +56,7 @@ def injection_key(loaded: LoadedModel, facts: Sequence[Fact], config: InjectionC
 
 
 def greedy_correct(loaded: LoadedModel, items: Sequence[Encoded], batch_size: int) -> list[bool]:
-    out: list[bool] = []
-    with torch.no_grad():
-        for start in range(0, len(items), batch_size):
-            batch = collate(items[start : start + batch_size], loaded.tokenizer.pad_token_id, loaded.device)
-            out.extend(score(loaded, batch).greedy_correct.tolist())
-    return out
+    return [greedy for _, greedy in score_items(loaded, items, batch_size)]
 
 
 def _train(loaded: LoadedModel, items: list[Encoded], config: InjectionConfig) -> tuple[LoadedModel, dict[str, Any]]:

@@ -18,7 +18,6 @@ import statistics
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import torch
 from pydantic import Field
 
 from bench.attribution import attribute
@@ -35,7 +34,7 @@ from bench.models import LoadedModel
 from bench.pararel import Fact, load_facts
 from bench.paths import cache_dir
 from bench.registry import plugins
-from bench.scoring import collate, encode, score
+from bench.scoring import encode, score_items
 from bench.stats import mean_se
 from bench.tasks.facts import BootstrapConfig, Section
 from bench.taskspec import TaskConfig
@@ -82,17 +81,7 @@ class PrivacyErasureConfig(TaskConfig):
 
 
 def score_facts(loaded: LoadedModel, facts: Sequence[Fact], batch_size: int) -> list[PromptScore]:
-    out: list[PromptScore] = []
-    items = encode(loaded.tokenizer, facts)
-    with torch.no_grad():
-        for start in range(0, len(items), batch_size):
-            batch = collate(items[start : start + batch_size], loaded.tokenizer.pad_token_id, loaded.device)
-            scores = score(loaded, batch)
-            out.extend(
-                PromptScore(p, g)
-                for p, g in zip(scores.log_prob.exp().tolist(), scores.greedy_correct.tolist(), strict=True)
-            )
-    return out
+    return [PromptScore(p, g) for p, g in score_items(loaded, encode(loaded.tokenizer, facts), batch_size)]
 
 
 def _methods(config: PrivacyErasureConfig, ctx: TaskContext) -> tuple[list[ErasureMethod], dict[str, str]]:
