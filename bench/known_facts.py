@@ -6,14 +6,11 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-import torch
-from tqdm.auto import tqdm
-
 from bench.io import write_json_atomic
 from bench.models import LoadedModel
 from bench.pararel import Fact
 from bench.paths import cache_dir
-from bench.scoring import collate, encode, score
+from bench.scoring import encode, score_items
 
 
 def clean_scores(loaded: LoadedModel, facts: Sequence[Fact], batch_size: int) -> list[tuple[float, bool]]:
@@ -24,13 +21,7 @@ def clean_scores(loaded: LoadedModel, facts: Sequence[Fact], batch_size: int) ->
     path = cache_dir() / "known_facts" / f"{key}.json"
     if path.exists():
         return [tuple(row) for row in json.loads(path.read_text())]
-    encoded = encode(loaded.tokenizer, facts)
-    out: list[tuple[float, bool]] = []
-    with torch.no_grad():
-        for start in tqdm(range(0, len(facts), batch_size), desc="known-facts filter", unit="batch"):
-            batch = collate(encoded[start : start + batch_size], loaded.tokenizer.pad_token_id, loaded.device)
-            scores = score(loaded, batch)
-            out.extend(zip(scores.log_prob.exp().tolist(), scores.greedy_correct.tolist(), strict=True))
+    out = score_items(loaded, encode(loaded.tokenizer, facts), batch_size, progress="known-facts filter")
     write_json_atomic(path, out)
     return out
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from bench.errors import BenchError
@@ -89,11 +90,15 @@ def score(loaded: LoadedModel, batch: Batch) -> Scores:
     return Scores(log_prob, misses == 0)
 
 
-def score_items(loaded: LoadedModel, items: Sequence[Encoded], batch_size: int) -> list[tuple[float, bool]]:
-    """(p(y|x), greedy correct) for every item on the model as it is now (edits and hooks included)."""
+def score_items(
+    loaded: LoadedModel, items: Sequence[Encoded], batch_size: int, progress: str | None = None
+) -> list[tuple[float, bool]]:
+    """(p(y|x), greedy correct) for every item on the model as it is now (edits and hooks included);
+    with `progress`, a bar of that name counts the batches."""
     out: list[tuple[float, bool]] = []
+    starts = range(0, len(items), batch_size)
     with torch.no_grad():
-        for start in range(0, len(items), batch_size):
+        for start in tqdm(starts, desc=progress, unit="batch") if progress else starts:
             scores = score(
                 loaded, collate(items[start : start + batch_size], loaded.tokenizer.pad_token_id, loaded.device)
             )
