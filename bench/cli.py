@@ -7,6 +7,7 @@ import os
 import shlex
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from tabulate import tabulate
@@ -64,17 +65,18 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--model", default=DEFAULT_MODEL)
     train.add_argument("--sites", default="resid_post,mlp_out,attn_out", help="comma-separated site kinds")
     train.add_argument("--layers", type=_int_list, default=[8, 16, 24])
-    train.add_argument("--width", type=int, default=8, help="d_sae as a multiple of d_in")
-    train.add_argument("--architecture", default="topk", choices=["topk", "standard", "standard_ne"])
-    train.add_argument("--k", type=int, default=32, help="TopK: active features per token")
-    train.add_argument("--l1", type=float, default=5.0, help="standard / standard_ne: L1 coefficient")
-    train.add_argument("--ne-coefficient", type=float, default=1e-2, help="standard_ne: neuron-embedding loss λ2")
-    train.add_argument("--ne-warm-up-steps", type=int, default=100, help="standard_ne: steps before L_N is on")
-    train.add_argument("--epochs", type=float, default=3.0)
-    train.add_argument("--batch-size", type=int, default=1024)
-    train.add_argument("--lr", type=float, default=5e-4)
+    # TrainSpec fields; left unset, TrainSpec's own defaults apply (bench.sae_training is heavy to import here)
+    train.add_argument("--width", dest="width_multiple", type=int, help="d_sae as a multiple of d_in (default 8)")
+    train.add_argument("--architecture", choices=["topk", "standard", "standard_ne"], help="default topk")
+    train.add_argument("--k", type=int, help="TopK: active features per token (default 32)")
+    train.add_argument("--l1", dest="l1_coefficient", type=float, help="standard / standard_ne: L1 coefficient (5)")
+    train.add_argument("--ne-coefficient", type=float, help="standard_ne: neuron-embedding loss λ2 (default 1)")
+    train.add_argument("--ne-warm-up-steps", type=int, help="standard_ne: steps before L_N is on (default 100)")
+    train.add_argument("--epochs", type=float, help="passes over the training activations (default 3)")
+    train.add_argument("--batch-size", type=int, help="default 1024")
+    train.add_argument("--lr", type=float, help="default 5e-4")
+    train.add_argument("--seed", type=int, help="default 0")
     train.add_argument("--train-tokens", type=int, default=300_000)
-    train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="cpu")
     train.add_argument("--data-dir", type=Path)
     train.add_argument("--force", action="store_true", help="retrain SAEs that already exist")
@@ -197,18 +199,8 @@ def _cmd_sae(args: argparse.Namespace) -> None:
     from bench.sae_training import TrainSpec, train_saes
 
     loaded = load_model(args.model, args.device)
-    spec = TrainSpec(
-        args.width,
-        args.k,
-        args.epochs,
-        args.batch_size,
-        args.lr,
-        args.seed,
-        args.architecture,
-        args.l1,
-        args.ne_coefficient,
-        args.ne_warm_up_steps,
-    )
+    chosen = {f.name: getattr(args, f.name) for f in fields(TrainSpec) if getattr(args, f.name) is not None}
+    spec = TrainSpec(**chosen)
     cards = train_saes(
         loaded,
         args.sites.split(","),
@@ -219,12 +211,12 @@ def _cmd_sae(args: argparse.Namespace) -> None:
         args.force,
         args.train_tokens,
     )
-    keys = ["l0", "fraction_variance_explained", "dead_fraction", "ce_loss_recovered"]
+    keys = ["l0", "mse", "fraction_variance_explained", "dead_fraction", "ce_loss_recovered"]
     rows = [
         [
             c["site"],
             c["training"]["architecture"],
-            *(f"{c['heldout'][k]:.3f}" for k in keys),
+            *(f"{c['heldout'].get(k, float('nan')):.3f}" for k in keys),  # cards before MSE lack it
             c["training"]["train_wall_time_s"],
         ]
         for c in cards

@@ -60,7 +60,7 @@ def update_averages(
 
 @dataclass
 class NeuronEmbeddingTrainingSAEConfig(StandardTrainingSAEConfig):
-    ne_coefficient: float = 1e-2  # λ2
+    ne_coefficient: float = 1.0  # λ2 (see TrainSpec for the scale)
     ne_momentum: float = 0.9  # m
     ne_warm_up_steps: int = 100  # steps before L_N counts (the averages are still updated)
 

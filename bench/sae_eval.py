@@ -1,4 +1,4 @@
-"""Quality of an SAE on held-out text: L0, fraction of variance explained, dead features,
+"""Quality of an SAE on held-out text: L0, L1, MSE, fraction of variance explained, dead features,
 and the cross-entropy loss recovered when its reconstruction replaces the activation.
 
 sae-lens's own `run_evals` needs a TransformerLens HookedTransformer and its activation
@@ -24,19 +24,22 @@ from bench.sites import hooked
 def reconstruction_stats(sae: Any, acts: np.ndarray, batch_size: int = 4096) -> dict[str, float]:
     n, d_sae = len(acts), sae.cfg.d_sae
     fired = torch.zeros(d_sae, dtype=torch.bool)
-    l0_sum, sq_err, sum_x, sum_x2 = 0.0, 0.0, torch.zeros(acts.shape[1], dtype=torch.float64), 0.0
+    l0_sum, l1_sum, sq_err, sum_x, sum_x2 = 0.0, 0.0, 0.0, torch.zeros(acts.shape[1], dtype=torch.float64), 0.0
     for start in range(0, n, batch_size):
         x = torch.from_numpy(acts[start : start + batch_size].astype(np.float32)).to(sae.device)
         f = sae.encode(x)
         active = f != 0
         fired |= active.any(0).cpu()
         l0_sum += float(active.sum())
+        l1_sum += float(f.abs().sum())
         sq_err += float(((sae.decode(f) - x) ** 2).sum())
         sum_x += x.double().sum(0).cpu()
         sum_x2 += float((x.double() ** 2).sum())
     total_var = sum_x2 - float((sum_x**2).sum()) / n
     return {
         "l0": l0_sum / n,
+        "l1": l1_sum / n,  # per token, as the paper's Table 2
+        "mse": sq_err / (n * acts.shape[1]),  # per element, in the site's own units
         "fraction_variance_explained": 1 - sq_err / total_var,
         "dead_fraction": float((~fired).float().mean()),
         "eval_tokens": n,

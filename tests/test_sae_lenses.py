@@ -11,6 +11,7 @@ from bench.cli import main
 from bench.errors import BenchError
 from bench.lens import lensed
 from bench.registry import plugins
+from bench.sae_eval import reconstruction_stats
 from bench.sae_training import TrainSpec, sae_path, train_saes
 from bench.sites import hooked
 
@@ -141,3 +142,18 @@ def test_interrupted_training_resumes_from_the_last_checkpoint(tiny_llama, corpu
     assert not (sae_path(tiny_llama, SITE) / "card.json").exists()
     (card,) = train_saes(tiny_llama, ["resid_post"], [1], SPEC, corpus_dir, train_tokens=2000, heldout_tokens=500)
     assert card["training"]["resumed_from_tokens"] > 0
+
+
+def test_reconstruction_stats_match_a_direct_computation(trained, tiny_llama) -> None:
+    sae = SAE.load_from_disk(sae_path(tiny_llama, SITE))
+    acts = torch.randn(300, sae.cfg.d_in).numpy()
+    stats = reconstruction_stats(sae, acts, batch_size=128)  # several batches
+    x = torch.from_numpy(acts)
+    with torch.no_grad():
+        f = sae.encode(x)
+        err = sae.decode(f) - x
+    assert stats["mse"] == pytest.approx(float(err.pow(2).mean()), rel=1e-5)
+    assert stats["l1"] == pytest.approx(float(f.abs().sum(1).mean()), rel=1e-5)
+    assert stats["l0"] == pytest.approx(float((f != 0).sum(1).float().mean()), rel=1e-6)
+    total = float((x - x.mean(0)).pow(2).sum())
+    assert stats["fraction_variance_explained"] == pytest.approx(1 - float(err.pow(2).sum()) / total, rel=1e-4)
