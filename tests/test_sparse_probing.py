@@ -13,7 +13,7 @@ from transformers import PreTrainedTokenizerFast
 from bench.context import TaskContext
 from bench.lens import Lens
 from bench.results import RecordSlot
-from bench.tasks.sparse_probing import SparseProbingConfig, run
+from bench.tasks.sparse_probing import SparseProbingConfig, run, token_dataset
 from bench.ud import Word, last_subtokens, load_sentences
 from tests.conftest import FACTS, run_cli
 
@@ -106,6 +106,20 @@ def test_one_sparse_probe_finds_the_planted_unit(tiny_llama, ud_dir, tmp_path) -
     verb = next(item for item in result["items"] if item["id"] == "upos:VERB")
     assert verb["curve"]["1"]["f1"] < 0.9  # no unit is planted for verbs: noise cannot recover them
     assert set(result["metrics"]) == {"f1@1"} and result["curves"]["upos:PROPN"]["1"] > 0.95
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_words_on_the_first_position_are_left_out_by_default(tiny_llama, ud_dir, tmp_path, skip: bool) -> None:
+    config = SparseProbingConfig.model_validate(
+        {"type": "sparse_probing", "description": "t", "layers": [0], "tokens": {"skip_first_token": skip}}
+    )
+    slot = RecordSlot(tmp_path, {"task": {"name": "sp"}, "model": {"id": "m"}, "lens": {"name": "n", "site": "s"}})
+    ctx = TaskContext(tiny_llama, NameDetector(), config, 16, ud_dir, slot, lambda d, t, i: tqdm(total=t, disable=True))
+    acts, labels, words = token_dataset(ctx, config)
+    sentences = load_sentences(ud_dir, "dev")
+    every_word = sum(len(s.words) for s in sentences)  # each test word is one token of the tiny vocabulary
+    assert len(acts) == len(words) == len(labels["upos:PROPN"]) == every_word - (len(sentences) if skip else 0)
+    assert labels["upos:PROPN"].sum() == (1 if skip else 2) * len(sentences)  # subject first, object last
 
 
 def test_sparse_probing_through_the_cli_and_leaderboard(tmp_path, tiny_model_dirs, ud_dir) -> None:

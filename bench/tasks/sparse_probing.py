@@ -1,8 +1,9 @@
 """Sparse probing (Gurnee et al. 2023): can k units linearly recover a labelled feature?
 
 Token-level binary features from UD English-EWT (a word's label on its last sub-token, see
-bench.ud) and prompt-level ones (which ParaRel relation a prompt expresses, one versus
-rest, at the last prompt token). Per feature: a balanced, capped sample; a 70/30 split with
+bench.ud; a word ending on the sequence's first token is left out by default) and
+prompt-level ones (which ParaRel relation a prompt expresses, one versus rest, at the last
+prompt token). Per feature: a balanced, capped sample; a 70/30 split with
 a fixed seed; k units selected on the training part by mean difference (or by an L1
 logistic regression); a class-balanced logistic-regression probe on those k; F1 of the
 positive class (precision, recall, AUROC too) on the test part, for every k.
@@ -39,6 +40,10 @@ class TokenData(Section):
     features: list[str] = Field(
         ["upos:NOUN", "upos:VERB", "upos:ADJ", "upos:PROPN", "feats:Tense=Past", "deprel:nsubj"]
     )
+    # Position 0 is the attention sink: its residual stream is orders of magnitude larger than
+    # elsewhere, and the SAEs never saw it (training drops it). Left in, its few huge
+    # activations dominate the mean-difference selection of SAE features for every feature.
+    skip_first_token: bool = Field(True, description="drop words whose last sub-token is the sequence's first")
 
 
 class PromptData(Section):
@@ -91,7 +96,8 @@ def token_dataset(ctx: TaskContext, config: SparseProbingConfig) -> tuple[np.nda
     def pick(i: int, encoding: Any) -> list[int]:
         offsets = [tuple(o) for o in encoding.offsets]
         positions = last_subtokens(sentences[i].words, offsets)
-        pairs = [(w, p) for w, p in enumerate(positions) if p is not None]
+        first = 1 if config.tokens.skip_first_token else 0
+        pairs = [(w, p) for w, p in enumerate(positions) if p is not None and p >= first]
         aligned.append(pairs)
         return [p for _, p in pairs]
 
