@@ -89,7 +89,9 @@ def probing_curves(curves: Sequence[tuple[str, Mapping[str, Mapping[str, float]]
     features = list(dict.fromkeys(f for _, by_feature in curves for f in by_feature))
     cols = min(4, len(features))
     rows = -(-len(features) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.4 * cols, 2.6 * rows + 0.6), sharey=True, squeeze=False, layout="constrained"
+    )
     for ax, feature in zip(axes.flat, features, strict=False):
         for label, by_feature in curves:
             if feature in by_feature:
@@ -97,11 +99,15 @@ def probing_curves(curves: Sequence[tuple[str, Mapping[str, Mapping[str, float]]
                 ax.plot([k for k, _ in points], [f for _, f in points], marker="o", label=label)
         ax.set_xscale("log", base=2)
         ax.set_title(feature, fontsize=9)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1.03)
     for ax in axes.flat[len(features) :]:
         ax.axis("off")
-    axes[0][0].set_ylabel("test F1")
-    axes[0][-1].legend(fontsize=6)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("test F1")
+    for ax in axes[-1]:
+        ax.set_xlabel("k (units in the probe)")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(5, len(labels)), fontsize=8)
     return save_figure(fig, path)
 
 
