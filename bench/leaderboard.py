@@ -82,6 +82,15 @@ def _sae(record: dict[str, Any]) -> str:
     return f"trained ({variant})" if variant else "trained"
 
 
+def _label(lens: str, sae: str) -> str:
+    """How plots name a lens: with the SAE variant or external SAE when it is not the default."""
+    if sae in ("", "trained"):
+        return lens
+    if sae.startswith("trained ("):
+        return f"{lens} {sae.removeprefix('trained ')}"
+    return f"{lens} ({'/'.join(Path(sae).parts[-2:])})"
+
+
 def _command(record: dict[str, Any]) -> str:
     """The bench command that made the record; absolute paths inside this folder shown relative to it."""
     argv = record["provenance"].get("command") or []
@@ -113,6 +122,7 @@ def frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                     "site": record["lens"]["site"],
                     "layer": _layer(record["lens"]["site"]),
                     "sae": _sae(record),
+                    "label": _label(record["lens"]["name"], _sae(record)),
                     "method": method,
                     "task": record["task"]["name"],
                     "family": FAMILIES.get(record["task"]["type"], "Other"),
@@ -224,7 +234,7 @@ def _plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     ablation = df[(df["family"] == "Knowledge") & df["metric"].str.match(r"delta_prob@\d+$")]
     if not ablation.empty:
         rows = [
-            {"lens": r.lens, "layer": r.layer, "k": int(r.metric.split("@")[1]), "mean": r.mean, "se": r.se}
+            {"lens": r.label, "layer": r.layer, "k": int(r.metric.split("@")[1]), "mean": r.mean, "se": r.se}
             for r in ablation.itertuples()
         ]
         out.append(delta_prob_curves(rows, out_dir / "delta_prob.png"))
@@ -235,7 +245,7 @@ def _plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 def _probing_plot(records: list[dict[str, Any]], out_dir: Path) -> Path | None:
     curves = [
-        (f"{r['lens']['name']} L{r['lens']['layer']}", r["curves"])
+        (f"{_label(r['lens']['name'], _sae(r))} L{r['lens']['layer']}", r["curves"])
         for r in records
         if r["task"]["type"] == "sparse_probing"
     ]

@@ -65,7 +65,7 @@ def delta_prob_curves(rows: Sequence[Mapping[str, object]], path: Path) -> Path:
 
 
 def metric_bars(df: Any, title: str, path: Path) -> Path:
-    """One panel per metric of a task: a bar (mean ± SE) per (lens, layer[, method])."""
+    """One panel per metric of a task: a bar (mean ± SE) per (lens label, layer[, method]); a color per lens."""
     metrics = list(dict.fromkeys(df["metric"]))
     fig, axes = plt.subplots(
         1, len(metrics), figsize=(max(4.0, 0.5 * len(df) / len(metrics) + 2) * len(metrics), 3.4), squeeze=False
@@ -73,7 +73,7 @@ def metric_bars(df: Any, title: str, path: Path) -> Path:
     colors = {lens: f"C{i % 10}" for i, lens in enumerate(dict.fromkeys(df["lens"]))}
     for ax, metric in zip(axes[0], metrics, strict=True):
         part = df[df["metric"] == metric]
-        labels = [f"{r.lens}\nL{r.layer}" + (f"\n{r.method}" if r.method else "") for r in part.itertuples()]
+        labels = [f"{r.label}\nL{r.layer}" + (f"\n{r.method}" if r.method else "") for r in part.itertuples()]
         ax.bar(range(len(part)), part["mean"], yerr=part["se"], capsize=3, color=[colors[x] for x in part["lens"]])
         ax.set_xticks(range(len(part)), labels=labels, rotation=90, fontsize=7)
         ax.set_title(metric, fontsize=9)

@@ -104,6 +104,18 @@ def test_render_matches_golden_file() -> None:
     assert text == GOLDEN.read_text()
 
 
+def test_plot_labels_name_sae_variants_apart() -> None:
+    variant = with_sae(record("sae_mlp_out", "blocks.2.hook_mlp_out", {"delta_prob@1": 0.3}, "2026-01-05", "r9"))
+    variant["lens"]["config"]["sae"] += "+standard_ne"
+    external = record("sae_mlp_out", "blocks.2.hook_mlp_out", {"delta_prob@1": 0.2}, "2026-01-05", "r10")
+    external["lens"]["config"] = {"sae": "some-release/layer_2/width_16k"}
+    labels = frame([*RECORDS, variant, external]).drop_duplicates("record").set_index("record")["label"]
+    assert labels["r3"] == "sae_post_mlp"  # the default trained SAE
+    assert labels["r9"] == "sae_mlp_out (standard_ne)"
+    assert labels["r10"] == "sae_mlp_out (layer_2/width_16k)"
+    assert labels["r1"] == "mlp_neurons"
+
+
 def test_no_records_is_a_clear_error() -> None:
     with pytest.raises(BenchError, match="no result records"):
         frame([])
@@ -149,7 +161,7 @@ def test_other_formats(tmp_path, tiny_model_dirs, tiny_task, pararel_dir) -> Non
     assert (
         (tmp_path / "board" / "leaderboard.csv")
         .read_text()
-        .startswith("model,lens,site,layer,sae,method,task,family,metric")
+        .startswith("model,lens,site,layer,sae,label,method,task,family,metric")
     )
     rows = json.loads((tmp_path / "board" / "leaderboard.json").read_text())
     assert {r["lens"] for r in rows} == {"mlp_neurons", "random"} and all("mean" in r and "se" in r for r in rows)
