@@ -211,12 +211,18 @@ def _cmd_sae(args: argparse.Namespace) -> None:
         args.force,
         args.train_tokens,
     )
-    keys = ["l0", "mse", "fraction_variance_explained", "dead_fraction", "ce_loss_recovered"]
+    columns = {
+        "l0": "L0",
+        "mse": "MSE",
+        "fraction_variance_explained": "var. explained",
+        "dead_fraction": "dead",
+        "ce_loss_recovered": "CE recovered",
+    }
     rows = [
         [
             c["site"],
             c["training"]["architecture"],
-            *(f"{c['heldout'].get(k, float('nan')):.3f}" for k in keys),  # cards before MSE lack it
+            *(f"{c['heldout'].get(k, float('nan')):.3f}" for k in columns),  # cards before MSE lack it
             c["training"]["train_wall_time_s"],
         ]
         for c in cards
@@ -224,7 +230,7 @@ def _cmd_sae(args: argparse.Namespace) -> None:
     print(
         tabulate(
             rows,
-            headers=["site", "architecture", "L0", "var. explained", "dead", "CE recovered", "train s"],
+            headers=["site", "architecture", *columns.values(), "train s"],
             tablefmt="github",
         )
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -91,3 +92,17 @@ def test_bench_sae_train_trains_the_ne_variant_beside_the_default(tiny_llama: Lo
 
 def json_architecture(path: Path) -> str:
     return json.loads((path / "cfg.json").read_text())["architecture"]
+
+
+def test_bench_sae_train_cli_passes_options_and_prints_aligned_table(tiny_model_dirs, corpus_dir, capsys) -> None:
+    from bench.cli import main
+
+    argv = ["sae", "train", "--model", str(tiny_model_dirs["llama"]), "--sites", "mlp_out", "--layers", "1"]
+    argv += ["--architecture", "standard", "--l1", "2.5", "--width", "2", "--epochs", "1", "--batch-size", "64"]
+    assert main([*argv, "--train-tokens", "1000", "--data-dir", str(corpus_dir)]) == 0
+    header, _, row = (line.strip("|").split("|") for line in capsys.readouterr().out.strip().splitlines()[-3:])
+    table = dict(zip((h.strip() for h in header), (v.strip() for v in row), strict=True))
+    assert table["site"] == "blocks.1.hook_mlp_out" and table["architecture"] == "standard" and "MSE" in table
+    card = json.loads((next(Path(os.environ["LENS_BENCH_CACHE"]).rglob("card.json"))).read_text())
+    assert card["training"]["l1_coefficient"] == 2.5 and card["training"]["width_multiple"] == 2
+    assert card["training"]["ne_coefficient"] == TrainSpec.ne_coefficient  # unset options keep TrainSpec's
