@@ -45,6 +45,7 @@ _METRIC_NAMES = {
     "mean_distance": "mean dist",
     "intra": "intra-cluster",
     "inter": "inter-cluster",
+    "input_dims": "input dims",
     "rel": "Rel",
     "gen": "Gen",
     "loc": "Loc",
@@ -53,7 +54,10 @@ _METRIC_NAMES = {
 }
 LOWER_IS_BETTER = {"delta_ppl", "ppl_ratio", "n_clusters", "max_distance", "mean_distance"}
 # descriptive, not scores: which way is better is not defined
-NOT_RANKED = {"p_clean", "intra", "inter", "n_clusters_plain", "max_plain", "mean_plain", "intra_plain", "inter_plain"}
+NOT_RANKED = {
+    *("p_clean", "intra", "inter", "input_dims"),
+    *("n_clusters_plain", "max_plain", "mean_plain", "intra_plain", "inter_plain"),
+}
 FORMATS = ("md", "csv", "json", "html")
 ROW = ["model", "lens", "site", "sae", "method"]
 

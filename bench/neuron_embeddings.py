@@ -26,6 +26,14 @@ def dataset_examples(acts: np.ndarray, share: float = 0.75, limit: int = 100) ->
     return np.flatnonzero(acts >= share * peak)[:limit]
 
 
+def effective_input_dims(weights: np.ndarray) -> float:
+    """Participation ratio (Σw²)² / Σw⁴ of a unit's input weights: how many input coordinates
+    its embeddings x ⊙ w effectively keep. Fewer make any two embeddings alike whatever the
+    inputs, so distances are read beside it (the NE loss can lower them this way)."""
+    w2 = np.square(weights, dtype=np.float64).ravel()
+    return float(w2.sum() ** 2 / np.square(w2).sum())
+
+
 def embed(inputs: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """[n, rows * d]: each input [n, d] times each row of the unit's input weights [rows, d]."""
     return (inputs[:, None, :] * weights[None, :, :]).reshape(len(inputs), -1)

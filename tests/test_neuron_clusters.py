@@ -11,7 +11,7 @@ import torch
 from bench_neuron_clusters import ClusterSettings, ClusterTable, NeuronClusters, fit_clusters
 
 from bench.models import LoadedModel
-from bench.neuron_embeddings import cluster, cluster_metrics, dataset_examples, embed
+from bench.neuron_embeddings import cluster, cluster_metrics, dataset_examples, effective_input_dims, embed
 from bench.sites import hooked, neuron_input_weights
 from tests.conftest import run_cli
 
@@ -39,6 +39,12 @@ def test_embedding_multiplies_the_input_by_each_weight_row() -> None:
     inputs = np.array([[1.0, 2.0], [3.0, 4.0]])
     weights = np.array([[10.0, 0.0], [0.0, -1.0]])  # gate and up rows
     assert embed(inputs, weights).tolist() == [[10.0, 0.0, 0.0, -2.0], [30.0, 0.0, 0.0, -4.0]]
+
+
+def test_effective_input_dims_counts_the_coordinates_the_weights_read() -> None:
+    assert effective_input_dims(np.array([[3.0, 0.0, 0.0, 0.0]])) == pytest.approx(1.0)
+    assert effective_input_dims(np.array([[1.0, -1.0], [1.0, 1.0]])) == pytest.approx(4.0)  # gate and up rows
+    assert 1 < effective_input_dims(np.array([[2.0, 1.0, 0.0]])) < 2
 
 
 def _lens(loaded: LoadedModel) -> NeuronClusters:
@@ -134,7 +140,8 @@ def test_polysemanticity_runs_on_neurons_and_refuses_lenses_without_input_weight
     assert record["input_site"] == "blocks.1.ln2.hook_normalized"
     assert record["units_scored"] + record["units_without_examples"] == 24
     assert record["metrics"]["n_clusters"]["mean"] >= 1
-    assert {"intra_plain", "inter_plain", "intra", "inter"} <= set(record["medians"])
+    assert {"intra_plain", "inter_plain", "intra", "inter", "input_dims"} <= set(record["medians"])
+    assert 1 <= record["metrics"]["input_dims"]["mean"] <= 2 * 16  # gate and up rows of a d_model = 16 input
 
 
 def test_show_neuron_writes_a_dendrogram(tmp_path: Path, tiny_model_dirs, corpus_dir, capsys) -> None:

@@ -4,7 +4,8 @@ For every unit of a lens that has input weights (MLP neurons; SAE features, whos
 row is the input weight): its dataset examples over the shared corpus pass, embedded as
 input ⊙ input weights and clustered (cosine, average linkage, cut at 0.5). Per unit: number
 of clusters, max and mean pairwise distance, mean intra- and inter-cluster distance; and the
-same clustering of the plain inputs (the paper's "pre-MLP embeddings", its Table 1).
+same clustering of the plain inputs (the paper's "pre-MLP embeddings", its Table 1), and the
+number of input coordinates the unit's weights effectively read (distances depend on it).
 Units with fewer than two dataset examples are counted and skipped.
 """
 
@@ -21,7 +22,7 @@ from bench.activations import ActivationSpec, collect
 from bench.context import TaskContext
 from bench.errors import BenchError
 from bench.lens import ReadsInputs
-from bench.neuron_embeddings import cluster, cluster_metrics, dataset_examples, embed
+from bench.neuron_embeddings import cluster, cluster_metrics, dataset_examples, effective_input_dims, embed
 from bench.stats import mean_se
 from bench.tasks.facts import BootstrapConfig, Section
 from bench.tasks.interpretability import CorpusConfig, unit_activations
@@ -52,6 +53,7 @@ def unit_row(unit: int, inputs: np.ndarray, weights: np.ndarray, threshold: floa
         "id": str(unit),
         "unit": unit,
         "examples": len(inputs),
+        "input_dims": effective_input_dims(weights),
         **neuron,
         **{f"{k}_plain": plain[k] for k in METRICS},
     }
@@ -102,7 +104,7 @@ def run(ctx: TaskContext) -> dict[str, Any]:
     if not scored:
         raise BenchError("no unit had two dataset examples on the corpus; raise corpus.max_tokens.")
     metrics, medians = {}, {}
-    for name in (*METRICS, *(f"{m}_plain" for m in METRICS)):
+    for name in (*METRICS, *(f"{m}_plain" for m in METRICS), "input_dims"):
         values = [row[name] for row in scored if row.get(name) is not None]
         if values:
             key = {"max": "max_distance", "mean": "mean_distance"}.get(name, name)
