@@ -60,8 +60,25 @@ class TrainSpec:
 
     @property
     def variant(self) -> str:
-        """Folder suffix: the default TopK SAEs keep the bare site name."""
-        return "" if self.architecture == "topk" else self.architecture
+        """Folder suffix. TopK SAEs keep the bare site name (the lenses' default); other losses are
+        named with any loss coefficient that is not the default, e.g. "standard_ne-ne_0.1", so
+        two such settings never share a folder. Other settings of one loss share it (--force)."""
+        if self.architecture == "topk":
+            return ""
+        default = TrainSpec()
+        changed = [
+            f"{_SHORT[f]}_{getattr(self, f):g}"
+            for f in _LOSS_FIELDS.get(self.architecture, ())
+            if getattr(self, f) != getattr(default, f)
+        ]
+        return "-".join([self.architecture, *changed])
+
+
+_SHORT = {"l1_coefficient": "l1", "ne_coefficient": "ne", "ne_warm_up_steps": "warm"}
+_LOSS_FIELDS = {
+    "standard": ("l1_coefficient",),
+    "standard_ne": ("l1_coefficient", "ne_coefficient", "ne_warm_up_steps"),
+}
 
 
 def _training_sae(spec: TrainSpec, d_in: int, common: dict[str, Any]) -> tuple[TrainingSAE[Any], TrainingSAEConfig]:

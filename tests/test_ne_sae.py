@@ -79,8 +79,8 @@ def test_bench_sae_train_trains_the_ne_variant_beside_the_default(tiny_llama: Lo
     (card,) = train_saes(tiny_llama, ["mlp_out"], [1], spec, corpus_dir, train_tokens=2000, heldout_tokens=500)
     assert card["training"]["architecture"] == "standard_ne"
     assert card["training"]["ne_coefficient"] == TrainSpec.ne_coefficient
-    path = sae_path(tiny_llama, "blocks.1.hook_mlp_out", "standard_ne")
-    assert path.name == "blocks.1.hook_mlp_out+standard_ne" and (path / "card.json").exists()
+    path = sae_path(tiny_llama, "blocks.1.hook_mlp_out", "standard_ne-warm_2")
+    assert path.name == "blocks.1.hook_mlp_out+standard_ne-warm_2" and (path / "card.json").exists()
     assert json_architecture(path) == "standard"  # used as a plain standard SAE
     assert not sae_path(tiny_llama, "blocks.1.hook_mlp_out").exists()
     (plain,) = train_saes(
@@ -106,3 +106,10 @@ def test_bench_sae_train_cli_passes_options_and_prints_aligned_table(tiny_model_
     card = json.loads((next(Path(os.environ["LENS_BENCH_CACHE"]).rglob("card.json"))).read_text())
     assert card["training"]["l1_coefficient"] == 2.5 and card["training"]["width_multiple"] == 2
     assert card["training"]["ne_coefficient"] == TrainSpec.ne_coefficient  # unset options keep TrainSpec's
+
+
+def test_variants_name_the_loss_and_its_non_default_coefficients() -> None:
+    assert TrainSpec(k=64, lr=1e-3).variant == ""  # TopK SAEs are the lenses' default folder
+    assert TrainSpec(architecture="standard").variant == "standard"
+    assert TrainSpec(architecture="standard_ne", ne_coefficient=0.1).variant == "standard_ne-ne_0.1"
+    assert TrainSpec(architecture="standard", l1_coefficient=2, ne_coefficient=0.1).variant == "standard-l1_2"
