@@ -108,6 +108,39 @@ def test_fit_and_run_on_a_tiny_model(tmp_path: Path, tiny_model_dirs, tiny_task,
     assert 0 <= record["metrics"]["delta_prob@1"]["mean"] <= 1
 
 
+IS_TASK = """\
+type: interpretability
+description: tiny IS
+judge: {name: lexical}
+corpus: {context_size: 16, max_tokens: 2000}
+units: {sample: 4, attributed_facts: 2}
+examples: {window: 4, explain: 4, heldout_top: 2, heldout_random: 2}
+data: {relations: [P17, P19], tuples_per_relation: 10}
+filter: {greedy_correct: false}
+attribution: {method: gradient_x_activation}
+layers: [1]
+bootstrap: {resamples: 20}
+"""
+
+
+def test_cluster_units_run_the_other_tasks_unchanged(tmp_path: Path, tiny_model_dirs, corpus_dir) -> None:
+    from tests.test_monosemanticity import TASK as MONO_TASK
+
+    with (corpus_dir / "pararel" / "patterns" / "P17.jsonl").open("a") as f:  # related prompts for monosemanticity
+        for pattern in ("[X] , which is located in [Y] .", "[X] is situated in [Y] ."):
+            f.write(json.dumps({"pattern": pattern}) + "\n")
+    for name, text in {"mono": MONO_TASK, "is": IS_TASK}.items():
+        task = tmp_path / f"{name}.yaml"
+        task.write_text(text)
+        out = tmp_path / name
+        code = run_cli(
+            tiny_model_dirs["llama"], task, corpus_dir, out, "--lens-option", "max_tokens=2000", units="neuron_clusters"
+        )
+        assert code == 0, name
+        [record] = [json.loads(p.read_text()) for p in out.rglob("*.json")]
+        assert record["lens"]["name"] == "neuron_clusters" and record["metrics"], name
+
+
 POLY_TASK = """\
 type: polysemanticity
 description: tiny polysemanticity

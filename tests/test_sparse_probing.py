@@ -122,7 +122,8 @@ def test_words_on_the_first_position_are_left_out_by_default(tiny_llama, ud_dir,
     assert labels["upos:PROPN"].sum() == (1 if skip else 2) * len(sentences)  # subject first, object last
 
 
-def test_sparse_probing_through_the_cli_and_leaderboard(tmp_path, tiny_model_dirs, ud_dir) -> None:
+@pytest.mark.parametrize("units", ["mlp_neurons", "neuron_clusters"])
+def test_sparse_probing_through_the_cli_and_leaderboard(tmp_path, tiny_model_dirs, ud_dir, units: str) -> None:
     from bench.cli import main
 
     task = tmp_path / "probe.yaml"
@@ -131,7 +132,8 @@ def test_sparse_probing_through_the_cli_and_leaderboard(tmp_path, tiny_model_dir
         "tokens: {features: ['upos:PROPN', 'upos:ADP']}\nprompts: {relations: [P17, P19], prompts_per_relation: 6}\n"
     )
     results, board = tmp_path / "results", tmp_path / "board" / "README.md"
-    assert run_cli(tiny_model_dirs["llama"], task, ud_dir, results) == 0
+    options = ["--lens-option", "max_tokens=2000"] if units == "neuron_clusters" else []
+    assert run_cli(tiny_model_dirs["llama"], task, ud_dir, results, *options, units=units) == 0
     assert main(["leaderboard", "--results-dir", str(results), "--output", str(board)]) == 0
     text = board.read_text()
     assert "## Probing" in text and "probe: mean F1@1" in text and "sparse_probing_f1.png" in text
