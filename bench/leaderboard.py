@@ -40,6 +40,8 @@ _METRIC_NAMES = {
     "is_sampled": "IS (sampled units)",
     "is_attributed": "IS (fact units)",
     "f1": "mean F1",
+    "f1_tokens": "F1 UD tokens",
+    "f1_prompts": "F1 ParaRel relations",
     "n_clusters": "clusters",
     "max_distance": "max dist",
     "mean_distance": "mean dist",

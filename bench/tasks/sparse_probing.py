@@ -33,6 +33,8 @@ from bench.tasks.facts import BootstrapConfig, Section
 from bench.taskspec import TaskConfig
 from bench.ud import last_subtokens, load_sentences, word_label
 
+PROMPT_PREFIX = "relation:"  # prompt-level feature names; token-level ones are "upos:NOUN" and the like
+
 
 class TokenData(Section):
     split: Literal["dev", "test"] = "dev"
@@ -115,7 +117,7 @@ def prompt_dataset(
     acts = np.concatenate(
         _unit_rows(ctx, [f.prompt for f in facts], lambda i, enc: [int(np.flatnonzero(enc.attention_mask)[-1])])
     )
-    labels = {f"relation:{r}": np.array([f.relation == r for f in facts]) for r in config.prompts.relations}
+    labels = {f"{PROMPT_PREFIX}{r}": np.array([f.relation == r for f in facts]) for r in config.prompts.relations}
     return acts, labels, [f.prompt for f in facts]
 
 
@@ -179,8 +181,18 @@ def run(ctx: TaskContext) -> dict[str, Any]:
     rows = [done[name] for name, *_ in features if "curve" in done[name]]
     if not rows:
         raise BenchError("every feature was skipped for lack of examples; raise tokens.max_sentences.")
+    # over all features, and apart: the prompt-level relations are near 1 for every lens and
+    # would hide differences on the token-level ones
+    groups = {
+        "f1": rows,
+        "f1_tokens": [r for r in rows if not r["id"].startswith(PROMPT_PREFIX)],
+        "f1_prompts": [r for r in rows if r["id"].startswith(PROMPT_PREFIX)],
+    }
     metrics = {}
     for k in sorted({min(config.k), 16} & set(config.k)):
-        metrics[f"f1@{k}"] = mean_se([r["curve"][str(k)]["f1"] for r in rows], config.bootstrap.resamples, config.seed)
+        for name, group in groups.items():
+            if group:
+                f1 = [r["curve"][str(k)]["f1"] for r in group]
+                metrics[f"{name}@{k}"] = mean_se(f1, config.bootstrap.resamples, config.seed)
     curves = {r["id"]: {k: v["f1"] for k, v in r["curve"].items()} for r in rows}
     return {"metrics": metrics, "curves": curves, "items": [done[name] for name, *_ in features]}
