@@ -88,6 +88,7 @@ class NeuronClusters(Lens):
         self.table, self.n_neurons, self.threshold = table, n_neurons, threshold
         self.neuron = torch.from_numpy(table.neuron).long()
         w = weights[self.neuron]  # [units, rows, d]
+        self.unit_weights = w
         mu = torch.from_numpy(table.centroids)
         # cos(h ⊙ w, mu) over the concatenated rows = h·Σ_r(w_r ⊙ mu_r) / (sqrt(h²·Σ_r w_r²) · |mu|)
         self.numerator = (w * mu).sum(1)  # [units, d]
@@ -115,6 +116,10 @@ class NeuronClusters(Lens):
         post = acts[self.site]
         index = self.neuron.expand(*post.shape[:-1], -1)
         return post + torch.zeros_like(post).scatter_add(-1, index, (new_units - units).to(post.dtype))
+
+    def input_weights(self, model: torch.nn.Module) -> tuple[str, torch.Tensor]:
+        """Each unit reads the MLP's normalized input through its neuron's gate and up rows."""
+        return self.reads[0], self.unit_weights
 
     def config(self) -> dict[str, Any]:
         digest = hashlib.sha256(self.table.centroids.tobytes() + self.table.neuron.tobytes()).hexdigest()
