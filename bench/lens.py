@@ -31,6 +31,9 @@ UnitEdit = Callable[[torch.Tensor], torch.Tensor]
 class Lens(ABC):
     site: str  # TransformerLens-style name of the site whose activation the units re-express
     reads: tuple[str, ...] = ()  # further sites encode() needs; they must run before `site`
+    # True when unit i is coordinate i of the site (MLP neurons): methods that edit the model's
+    # weights by the site's coordinates (knowledge neurons, DEPN) need it
+    units_are_site_coordinates: bool = False
 
     @property
     @abstractmethod

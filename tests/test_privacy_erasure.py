@@ -11,7 +11,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
 
-from bench.erasure.methods import FeatureEdit, KnowledgeNeurons, zeroed
+from bench.erasure.methods import DEPN, FeatureEdit, KnowledgeNeurons, zeroed
 from bench.erasure.metrics import PromptScore, erased, share_erased, share_kept
 from bench.erasure.people import RELATIONS, TEMPLATES, generate
 from bench.lens import Lens
@@ -92,6 +92,17 @@ def test_feature_edit_zeroes_exactly_the_rows_where_a_top_feature_is_large(tiny_
         assert edit["weights_zeroed"] == 3 * weight.shape[1]
     assert torch.equal(weight, original)  # restored on exit
     assert tiny_llama.model.model.layers[1].mlp.down_proj.weight.data_ptr() == weight.data_ptr()
+
+
+def test_neuron_methods_need_units_that_are_the_neurons(tiny_llama: LoadedModel) -> None:
+    from bench.registry import plugins
+
+    lenses = plugins().lenses
+    neurons = lenses.get("mlp_neurons").build(tiny_llama, "blocks.1.mlp.hook_post", {})
+    clusters = lenses.get("neuron_clusters").build(tiny_llama, "blocks.1.mlp.hook_post", {"max_tokens": 2000})
+    for method in (KnowledgeNeurons(), DEPN()):
+        assert method.unsupported(neurons) is None
+        assert "not the neurons themselves" in (method.unsupported(clusters) or "")  # unit i is not neuron i
 
 
 def test_knowledge_neurons_refine_to_neurons_shared_by_prompts() -> None:

@@ -79,7 +79,11 @@ def units_ablated(loaded: LoadedModel, lens: Lens, units: torch.Tensor) -> Itera
 
 def _is_neuron_lens(lens: Lens) -> str | None:
     hook = Site.parse(lens.site).hook
-    return None if hook == "mlp.hook_post" else f"it edits MLP neurons (blocks.L.mlp.hook_post), not {hook}"
+    if hook != "mlp.hook_post":
+        return f"it edits MLP neurons (blocks.L.mlp.hook_post), not {hook}"
+    if not lens.units_are_site_coordinates:  # e.g. neuron_clusters: unit i is not neuron i
+        return "it edits MLP neurons by index, and this lens's units are not the neurons themselves"
+    return None
 
 
 class AblateTopK(ErasureMethod):

@@ -24,6 +24,8 @@ from bench.sites import Site, neuron_input_weights, site_width
 
 
 class MLPNeurons(Lens):
+    units_are_site_coordinates = True
+
     def __init__(self, loaded: LoadedModel, site: str):
         parsed = Site.parse(site)
         if parsed.hook != "mlp.hook_post":
