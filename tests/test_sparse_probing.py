@@ -77,12 +77,13 @@ class NameDetector(Lens):
         return acts[self.site]
 
 
-def test_one_sparse_probe_finds_the_planted_unit(tiny_llama, ud_dir, tmp_path) -> None:
+@pytest.mark.parametrize("sign", [1.0, -1.0])  # the unit fires on names, or everywhere but on names
+def test_one_sparse_probe_finds_the_planted_unit(tiny_llama, ud_dir, tmp_path, sign: float) -> None:
     with torch.no_grad():
         embedding = tiny_llama.model.get_input_embeddings().weight
-        embedding[:, 0] = 0.0
+        embedding[:, 0] = 0.0 if sign > 0 else 10.0
         for name in NAMES:
-            embedding[tiny_llama.tokenizer.convert_tokens_to_ids(name), 0] = 10.0
+            embedding[tiny_llama.tokenizer.convert_tokens_to_ids(name), 0] = 10.0 if sign > 0 else 0.0
     assert len(load_sentences(ud_dir, "dev")) == 80
     config = SparseProbingConfig.model_validate(
         {
@@ -103,6 +104,7 @@ def test_one_sparse_probe_finds_the_planted_unit(tiny_llama, ud_dir, tmp_path) -
     assert propn["curve"]["1"]["units"] == [0]
     assert propn["curve"]["1"]["f1"] > 0.95 and propn["curve"]["1"]["auroc"] > 0.95
     assert propn["dedicated_unit"]["unit"] == 0 and set(propn["dedicated_unit"]["top_tokens"]) <= set(NAMES)
+    assert propn["dedicated_unit"]["direction"] == ("higher" if sign > 0 else "lower")
     verb = next(item for item in result["items"] if item["id"] == "upos:VERB")
     assert verb["curve"]["1"]["f1"] < 0.9  # no unit is planted for verbs: noise cannot recover them
     assert set(result["metrics"]) == {"f1@1", "f1_tokens@1"}  # no prompt features in this task

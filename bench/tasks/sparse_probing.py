@@ -170,10 +170,17 @@ def run(ctx: TaskContext) -> dict[str, Any]:
         if name in done:
             continue
         row = {"id": name, **probe_feature(acts, labels, config, config.seed)}
-        if "curve" in row:  # the unit the 1-sparse probe uses, and the tokens it fires most on
+        if "curve" in row:  # the unit the 1-sparse probe uses, and its most feature-like tokens
             unit = row["curve"][str(min(config.k))]["units"][0]
-            top = np.argsort(-acts[:, unit], kind="stable")[: config.top_tokens]
-            row["dedicated_unit"] = {"unit": int(unit), "top_tokens": [texts[i] for i in top]}
+            # mean difference picks units by |difference|: a unit lower on the feature's tokens
+            # is read from its bottom, where the probe says "positive"
+            sign = 1.0 if acts[labels, unit].mean() >= acts[~labels, unit].mean() else -1.0
+            top = np.argsort(-sign * acts[:, unit], kind="stable")[: config.top_tokens]
+            row["dedicated_unit"] = {
+                "unit": int(unit),
+                "direction": "higher" if sign > 0 else "lower",
+                "top_tokens": [texts[i] for i in top],
+            }
         ctx.slot.log_items([row])
         done[name] = row
         bar.update(1)
