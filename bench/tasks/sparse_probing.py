@@ -170,7 +170,7 @@ def run(ctx: TaskContext) -> dict[str, Any]:
         if name in done:
             continue
         row = {"id": name, **probe_feature(acts, labels, config, config.seed)}
-        if "curve" in row:  # the unit the 1-sparse probe uses, and its most feature-like tokens
+        if "curve" in row:  # the unit the 1-sparse probe uses, and its extreme tokens on the feature's side
             unit = row["curve"][str(min(config.k))]["units"][0]
             # mean difference picks units by |difference|: a unit lower on the feature's tokens
             # is read from its bottom, where the probe says "positive"
