@@ -19,6 +19,7 @@ from bench.models import DEFAULT_MODEL, DTYPES
 from bench.paths import DATA_ENV, data_dir
 from bench.registry import plugins
 from bench.runner import CellResult, RunOptions, run_item, task_config
+from bench.sae_spec import ARCHITECTURES, TrainSpec
 from bench.taskspec import load_task, task_files
 
 
@@ -65,17 +66,19 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--model", default=DEFAULT_MODEL)
     train.add_argument("--sites", default="resid_post,mlp_out,attn_out", help="comma-separated site kinds")
     train.add_argument("--layers", type=_int_list, default=[8, 16, 24])
-    # TrainSpec fields; left unset, TrainSpec's own defaults apply (bench.sae_training is heavy to import here)
-    train.add_argument("--width", dest="width_multiple", type=int, help="d_sae as a multiple of d_in (default 8)")
-    train.add_argument("--architecture", choices=["topk", "standard", "standard_ne"], help="default topk")
-    train.add_argument("--k", type=int, help="TopK: active features per token (default 32)")
-    train.add_argument("--l1", dest="l1_coefficient", type=float, help="standard / standard_ne: L1 coefficient (5)")
-    train.add_argument("--ne-coefficient", type=float, help="standard_ne: neuron-embedding loss λ2 (default 1)")
-    train.add_argument("--ne-warm-up-steps", type=int, help="standard_ne: steps before L_N is on (default 100)")
-    train.add_argument("--epochs", type=float, help="passes over the training activations (default 3)")
-    train.add_argument("--batch-size", type=int, help="default 1024")
-    train.add_argument("--lr", type=float, help="default 5e-4")
-    train.add_argument("--seed", type=int, help="default 0")
+    # TrainSpec fields: left unset (None), TrainSpec's own defaults apply
+    d = TrainSpec()
+    width_help = f"d_sae / d_in (default {d.width_multiple})"
+    train.add_argument("--width", dest="width_multiple", metavar="WIDTH", type=int, help=width_help)
+    train.add_argument("--architecture", choices=ARCHITECTURES, help=f"default {d.architecture}")
+    train.add_argument("--k", type=int, help=f"TopK: active features per token (default {d.k})")
+    train.add_argument("--l1", dest="l1_coefficient", metavar="L1", type=float, help=f"λ1 (default {d.l1_coefficient})")
+    train.add_argument("--ne-coefficient", type=float, help=f"standard_ne: λ2 (default {d.ne_coefficient})")
+    train.add_argument("--ne-warm-up-steps", type=int, help=f"standard_ne: steps before L_N ({d.ne_warm_up_steps})")
+    train.add_argument("--epochs", type=float, help=f"passes over the training activations (default {d.epochs})")
+    train.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    train.add_argument("--lr", type=float, help=f"default {d.lr}")
+    train.add_argument("--seed", type=int, help=f"default {d.seed}")
     train.add_argument("--train-tokens", type=int, default=300_000)
     train.add_argument("--device", default="cpu")
     train.add_argument("--data-dir", type=Path)
@@ -196,7 +199,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_sae(args: argparse.Namespace) -> None:
     from bench.models import load_model
-    from bench.sae_training import TrainSpec, train_saes
+    from bench.sae_training import train_saes
 
     loaded = load_model(args.model, args.device)
     chosen = {f.name: getattr(args, f.name) for f in fields(TrainSpec) if getattr(args, f.name) is not None}

@@ -124,6 +124,7 @@ def frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for record in records:
         path = Path(record["_path"]) if "_path" in record else None
+        sae = _sae(record)
         for name, value in record["metrics"].items():
             metric, _, method = name.partition(".")
             rows.append(
@@ -132,8 +133,8 @@ def frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                     "lens": record["lens"]["name"],
                     "site": record["lens"]["site"],
                     "layer": _layer(record["lens"]["site"]),
-                    "sae": _sae(record),
-                    "label": _label(record["lens"]["name"], _sae(record)),
+                    "sae": sae,
+                    "label": _label(record["lens"]["name"], sae),
                     "method": method,
                     "task": record["task"]["name"],
                     "family": FAMILIES.get(record["task"]["type"], "Other"),

@@ -106,8 +106,8 @@ def probing_curves(curves: Sequence[tuple[str, Mapping[str, Mapping[str, float]]
         ax.set_ylabel("test F1")
     for ax in axes[-1]:
         ax.set_xlabel("k (units in the probe)")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(5, len(labels)), fontsize=8)
+    legend = {label: handle for ax in axes.flat for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)}
+    fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncols=min(5, len(legend)), fontsize=8)
     return save_figure(fig, path)
 
 

@@ -95,10 +95,11 @@ def token_dataset(ctx: TaskContext, config: SparseProbingConfig) -> tuple[np.nda
         raise BenchError("no UD sentences were read; check the data directory.")
     aligned: list[list[tuple[int, int]]] = []  # per sentence: (word index, token index)
 
+    first = 1 if config.tokens.skip_first_token else 0  # the first position a label may land on
+
     def pick(i: int, encoding: Any) -> list[int]:
         offsets = [tuple(o) for o in encoding.offsets]
         positions = last_subtokens(sentences[i].words, offsets)
-        first = 1 if config.tokens.skip_first_token else 0
         pairs = [(w, p) for w, p in enumerate(positions) if p is not None and p >= first]
         aligned.append(pairs)
         return [p for _, p in pairs]
