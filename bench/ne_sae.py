@@ -24,6 +24,8 @@ from sae_lens.registry import SAE_TRAINING_CLASS_REGISTRY, register_sae_training
 from sae_lens.saes.sae import SAEConfig, TrainCoefficientConfig, TrainStepInput
 from sae_lens.saes.standard_sae import StandardSAEConfig, StandardTrainingSAE, StandardTrainingSAEConfig
 
+from bench.sae_spec import TrainSpec
+
 ARCHITECTURE = "standard_neuron_embedding"
 
 
@@ -60,9 +62,9 @@ def update_averages(
 
 @dataclass
 class NeuronEmbeddingTrainingSAEConfig(StandardTrainingSAEConfig):
-    ne_coefficient: float = 1.0  # λ2 (see TrainSpec for the scale)
+    ne_coefficient: float = TrainSpec.ne_coefficient  # λ2 (TrainSpec says why this scale)
     ne_momentum: float = 0.9  # m
-    ne_warm_up_steps: int = 100  # steps before L_N counts (the averages are still updated)
+    ne_warm_up_steps: int = TrainSpec.ne_warm_up_steps  # steps before L_N counts (the averages are still updated)
 
     @classmethod
     def architecture(cls) -> str:
