@@ -33,7 +33,12 @@ FAMILIES = {
     "polysemanticity": "Interpretability",
 }
 _METRIC_NAMES = {
-    "delta_prob": "ΔProb",
+    "specificity": "specificity (ΔProb − unrelated)",
+    "delta_prob": "ΔProb (raw)",
+    "delta_prob_unrelated": "ΔProb unrelated",
+    "delta_prob_random": "ΔProb random edit",
+    "kl": "KL WikiText",
+    "edit_norm": "‖Δh‖/‖h‖",
     "p_clean": "P(answer)",
     "cohens_d": "Cohen's d",
     "auroc": "AUROC",
@@ -63,6 +68,8 @@ LOWER_IS_BETTER = {"delta_ppl", "ppl_ratio", "n_clusters", "max_distance", "mean
 # descriptive, not scores: which way is better is not defined
 NOT_RANKED = {
     *("p_clean", "intra", "inter", "input_dims"),
+    # ΔProb is ranked by its specificity; the raw drop and its controls are shown beside it
+    *("delta_prob", "delta_prob_unrelated", "delta_prob_random", "kl", "edit_norm"),
     *("n_clusters_plain", "max_plain", "mean_plain", "intra_plain", "inter_plain"),
 }
 FORMATS = ("md", "csv", "json", "html")
@@ -161,15 +168,40 @@ def frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     return df.sort_values(["model", "lens", "layer", "site", "task"], kind="stable").reset_index(drop=True)
 
 
-def _cell(row: Any, best: bool) -> str:
+# Polysemanticity distances that can be low for reasons other than monosemantic units.
+_DISTANCES = {"n_clusters", "max_distance", "mean_distance"}
+_FEW_INPUT_DIMS = 0.5  # below this share of the widest-reading unit set at the site, distances shrink mechanically
+
+
+def caveats(df: pd.DataFrame) -> dict[int, str]:
+    """Cells whose value README calls partly mechanical, with why (shown as a footnote, never bare bold)."""
+    out = {}
+    dims = df[df["metric"] == "input_dims"].set_index(["model", "lens", "site", "sae"])["mean"]
+    for i, row in df[df["metric"].isin(_DISTANCES)].iterrows():
+        if row["lens"] == "neuron_clusters":
+            out[i] = "neuron_clusters' units are clusters of these very embeddings: low distances by construction"
+            continue
+        key = (row["model"], row["lens"], row["site"], row["sae"])
+        peers = dims[[k[0] == row["model"] and k[2] == row["site"] for k in dims.index]]
+        if key in dims.index and len(peers) > 1 and dims[key] < _FEW_INPUT_DIMS * peers.max():
+            out[i] = (
+                f"{row['label']} reads {dims[key]:.0f} input dims against up to {peers.max():.0f} at this site: "
+                "embeddings x ⊙ w look alike whatever the inputs"
+            )
+    return out
+
+
+def _cell(row: Any, best: bool, caveat: int | None = None) -> str:
     text = f"{row.mean:.3f} ± {row.se:.3f} ({row.n})"
-    return f"**{text}**" if best else text
+    text = f"**{text}**" if best else text
+    return f"{text} †{caveat}" if caveat else text
 
 
 def _best(df: pd.DataFrame) -> set[int]:
-    """Index of the best row of each column (ties all bold)."""
+    """Index of the best row of each column among lenses at one site and layer (ties all bold):
+    units at different sites measure different things, so no lens is bold across sites."""
     best = set()
-    for (metric, _column), group in df.groupby(["metric", "column"]):
+    for (metric, _column, _site), group in df.groupby(["metric", "column", "site"]):
         base = str(metric).partition("@")[0]
         if base in NOT_RANKED or len(group) < 2:
             continue
@@ -199,7 +231,14 @@ def _footnotes(df: pd.DataFrame) -> dict[tuple[str, ...], str]:
 
 def _family_table(df: pd.DataFrame, refs: dict[tuple[str, ...], int]) -> str:
     best = _best(df)
-    cells = df.assign(cell=[_cell(row, i in best) for i, row in zip(df.index, df.itertuples(), strict=True)])
+    notes = caveats(df)
+    numbers = {text: n for n, text in enumerate(dict.fromkeys(notes.values()), 1)}
+    cells = df.assign(
+        cell=[
+            _cell(row, i in best, numbers.get(notes.get(i, "")))
+            for i, row in zip(df.index, df.itertuples(), strict=True)
+        ]
+    )
     table = cells.pivot_table(index=ROW, columns="column", values="cell", aggfunc="first", sort=False).fillna("")
     table = table[list(dict.fromkeys(df["column"]))]  # metrics in the order tasks report them, not A-Z
     table = table.reset_index()
@@ -208,7 +247,8 @@ def _family_table(df: pd.DataFrame, refs: dict[tuple[str, ...], int]) -> str:
     ]
     if not table["method"].any():  # only tasks that compare methods get the column
         table = table.drop(columns="method")
-    return tabulate(table, headers="keys", tablefmt="github", showindex=False)
+    text = tabulate(table, headers="keys", tablefmt="github", showindex=False)
+    return text + "".join(f"\n\n†{n} mechanical in part: {note}." for note, n in numbers.items())
 
 
 def render(df: pd.DataFrame, command: str, out_dir: Path = Path("."), plots: list[Path] | None = None) -> str:
@@ -216,8 +256,11 @@ def render(df: pd.DataFrame, command: str, out_dir: Path = Path("."), plots: lis
     refs = {key: i for i, key in enumerate(notes, 1)}
     parts = [
         "# lens-bench leaderboard\n",
-        "Each cell is `mean ± bootstrap SE (n)`; the best value of each column is in bold. "
-        "Lenses are compared at equal k.",
+        "Each cell is `mean ± bootstrap SE (n)`. Bold: the best value of a column among the lenses "
+        "at one site and layer (units at different sites measure different things). Lenses are "
+        "compared at equal k; ΔProb is ranked by its specificity (ΔProb on the fact minus ΔProb of "
+        "the same ablation on unrelated facts), the raw drop and its controls shown beside it. "
+        "† marks a value that is partly mechanical (see the note under its table).",
         f"Regenerate with `{command}`.\n",
     ]
     commands = sorted({c for c in df["command"] if c})
@@ -243,14 +286,16 @@ def render(df: pd.DataFrame, command: str, out_dir: Path = Path("."), plots: lis
 
 def _plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     out = []
-    ablation = df[(df["family"] == "Knowledge") & df["metric"].str.match(r"delta_prob@\d+$")]
-    if not ablation.empty:
-        rows = [
-            {"lens": r.label, "layer": r.layer, "k": int(r.metric.split("@")[1]), "mean": r.mean, "se": r.se}
-            for r in ablation.itertuples()
-        ]
-        out.append(delta_prob_curves(rows, out_dir / "delta_prob.png"))
-    for task, part in df[~df["metric"].isin(NOT_RANKED)].groupby("task", sort=False):
+    for metric, ylabel in (("specificity", "specificity: ΔProb − ΔProb unrelated"), ("delta_prob", "raw ΔProb")):
+        curves = df[(df["family"] == "Knowledge") & df["metric"].str.match(rf"{metric}@\d+$")]
+        if not curves.empty:
+            rows = [
+                {"lens": r.label, "layer": r.layer, "k": int(r.metric.split("@")[1]), "mean": r.mean, "se": r.se}
+                for r in curves.itertuples()
+            ]
+            out.append(delta_prob_curves(rows, out_dir / f"{metric}.png", ylabel))
+    ranked = ~df["metric"].str.partition("@")[0].isin(NOT_RANKED)
+    for task, part in df[ranked].groupby("task", sort=False):
         out.append(metric_bars(part, f"{task}", out_dir / f"bars_{task}.png"))
     return out
 

@@ -76,9 +76,14 @@ class ReadsInputs(Protocol):
         ...
 
 
+# Sees the site's activation before and after an edit, both [batch, pos, d_site].
+PatchObserver = Callable[[torch.Tensor, torch.Tensor], None]
+
+
 @contextmanager
-def lensed(loaded: LoadedModel, lens: Lens, edit: UnitEdit) -> Iterator[None]:
-    """Every forward pass inside the context runs with ``edit`` applied to the lens's units."""
+def lensed(loaded: LoadedModel, lens: Lens, edit: UnitEdit, observe: PatchObserver | None = None) -> Iterator[None]:
+    """Every forward pass inside the context runs with ``edit`` applied to the lens's units;
+    ``observe`` (optional) sees each site activation before and after the edit."""
     captured: dict[str, torch.Tensor] = {}
 
     def capture(name: str) -> SiteFn:
@@ -90,7 +95,10 @@ def lensed(loaded: LoadedModel, lens: Lens, edit: UnitEdit) -> Iterator[None]:
     def at_site(tensor: torch.Tensor) -> torch.Tensor:
         acts = {**captured, lens.site: tensor}
         units = lens.encode(acts)
-        return lens.patch(acts, units, edit(units))
+        patched = lens.patch(acts, units, edit(units))
+        if observe is not None:
+            observe(tensor, patched)
+        return patched
 
     fns: dict[str, SiteFn] = {name: capture(name) for name in lens.reads}
     fns[lens.site] = at_site

@@ -35,8 +35,8 @@ def mixing_histograms(values: Mapping[str, Sequence[float]], title: str, path: P
     return save_figure(fig, path)
 
 
-def delta_prob_curves(rows: Sequence[Mapping[str, object]], path: Path) -> Path:
-    """ΔProb against k, one panel per layer, one line (with SE bars) per lens.
+def delta_prob_curves(rows: Sequence[Mapping[str, object]], path: Path, ylabel: str = "ΔProb") -> Path:
+    """A ΔProb metric against k, one panel per layer, one line (with SE bars) per lens.
 
     rows: dicts with lens, layer, k, mean, se.
     """
@@ -58,8 +58,9 @@ def delta_prob_curves(rows: Sequence[Mapping[str, object]], path: Path) -> Path:
         ax.set_xscale("log")
         ax.set_xticks(sorted({int(r["k"]) for r in rows}), labels=[str(k) for k in sorted({int(r["k"]) for r in rows})])
         ax.minorticks_off()
-        ax.set_ylim(0, 1)
-    axes[0][0].set_ylabel("ΔProb (mean ± SE)")
+        ax.axhline(0, color="grey", linewidth=0.6)
+        ax.set_ylim(min(0.0, min(float(r["mean"]) - float(r["se"]) for r in rows) - 0.02), 1)
+    axes[0][0].set_ylabel(f"{ylabel} (mean ± SE)")
     axes[0][-1].legend(fontsize=7, loc="upper left")
     return save_figure(fig, path)
 

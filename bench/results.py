@@ -14,12 +14,22 @@ from typing import Any
 from bench.errors import BenchError
 from bench.io import append_jsonl, read_jsonl_repairing, write_json_atomic
 
-SCHEMA_VERSION = 1
+# A task type's version goes up whenever what its records mean changes (a metric's definition,
+# its controls, the facts it samples). Records of another version are neither reused nor shown,
+# so old and new definitions never mix in one leaderboard.
+SCHEMA_VERSIONS = {"knowledge_ablation": 2, "privacy_erasure": 2}
+
+
+def schema_version(task_type: str) -> int:
+    return SCHEMA_VERSIONS.get(task_type, 1)
 
 
 def record_id(identity: dict[str, Any]) -> str:
-    """Stable id of what was computed (model weights, lens, site, task config); not of when or where."""
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    """Stable id of what was computed (model weights, lens, site, task config, schema version);
+    not of when or where. Version-1 records predate versioning, so their ids leave it out."""
+    version = schema_version(identity["task"]["type"])
+    keyed = identity if version == 1 else {**identity, "schema": version}
+    return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _slug(text: str) -> str:
@@ -49,7 +59,8 @@ class RecordSlot:
         append_jsonl(self.log_path, items)
 
     def finish(self, record: dict[str, Any]) -> None:
-        write_json_atomic(self.path, {"schema": SCHEMA_VERSION, "id": self.id, **self.identity, **record})
+        version = schema_version(self.identity["task"]["type"])
+        write_json_atomic(self.path, {"schema": version, "id": self.id, **self.identity, **record})
         self.log_path.unlink(missing_ok=True)
 
 
@@ -60,6 +71,10 @@ def load_records(root: Path) -> Iterator[dict[str, Any]]:
             record = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise BenchError(f"{path} is not valid JSON ({err}); delete it and rerun its task.") from err
-        if isinstance(record, dict) and record.get("schema") == SCHEMA_VERSION:
+        if (
+            isinstance(record, dict)
+            and "task" in record
+            and record.get("schema") == schema_version(record["task"].get("type", ""))
+        ):
             record["_path"] = str(path)
             yield record

@@ -161,6 +161,7 @@ data: {relations: [P17, P19], tuples_per_relation: 10}
 filter: {greedy_correct: false, min_prob: null}
 attribution: {method: integrated_gradients, ig_steps: 4}
 selection: {k: [1, 3]}
+controls: {unrelated: 3, kl_windows: 0}   # the KL control needs WikiText (corpus_dir)
 layers: [1]
 bootstrap: {resamples: 50}
 seed: 0

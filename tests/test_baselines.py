@@ -19,7 +19,7 @@ def data_env(corpus_dir, monkeypatch):
     return corpus_dir
 
 
-@pytest.mark.parametrize(("method", "n_units"), [("pca", 16), ("ica", 8), ("random", 128)])
+@pytest.mark.parametrize(("method", "n_units"), [("pca", 16), ("ica", 8), ("random", 16)])
 def test_unedited_pass_is_exact_and_ablation_removes_one_projection(method, n_units, tiny_llama, data_env) -> None:
     options = {"n_units": 8} if method == "ica" else {}
     lens = plugins().lenses.get(method).build(tiny_llama, SITE, options)
@@ -42,17 +42,29 @@ def test_unedited_pass_is_exact_and_ablation_removes_one_projection(method, n_un
     ):
         model(input_ids)
     torch.testing.assert_close(after["h"], seen["h"] - f[..., 3:4] * lens.decoder[3], rtol=1e-4, atol=1e-5)
-    if method == "pca":  # orthonormal: removing a component zeroes exactly that projection
+    if method in ("pca", "random"):  # orthonormal: removing a component zeroes exactly that projection
         torch.testing.assert_close(lens.encode({SITE: after["h"]})[..., 3], torch.zeros(1, 5), rtol=0, atol=1e-4)
 
 
-def test_pca_directions_are_orthonormal_and_ordered(tiny_llama, data_env) -> None:
-    lens = plugins().lenses.get("pca").build(tiny_llama, SITE, {"n_units": 4})
+@pytest.mark.parametrize("method", ["pca", "random"])
+def test_pca_and_random_directions_are_orthonormal_and_centred(method, tiny_llama, data_env) -> None:
+    lens = plugins().lenses.get(method).build(tiny_llama, SITE, {"n_units": 4})
     torch.testing.assert_close(lens.encoder @ lens.encoder.T, torch.eye(4), atol=1e-5, rtol=0)
+    # every unit at 0 is the mean activation, not the origin: integrated gradients' baseline
+    assert lens.center.norm() > 0
+
+
+def test_zeroing_every_random_unit_gives_the_mean_activation(tiny_llama, data_env) -> None:
+    lens = plugins().lenses.get("random").build(tiny_llama, SITE, {})
+    h = torch.randn(1, 3, 16)
+    units = lens.encode({SITE: h})
+    torch.testing.assert_close(lens.patch({SITE: h}, units, torch.zeros_like(units)), lens.center.expand(1, 3, 16))
 
 
 def test_bad_options_are_clear_errors(tiny_llama, data_env) -> None:
     with pytest.raises(BenchError, match="n_units must be between 1 and the site width 16"):
         plugins().lenses.get("pca").build(tiny_llama, SITE, {"n_units": 99})
+    with pytest.raises(BenchError, match="n_units must be between 1 and the site width 16"):
+        plugins().lenses.get("random").build(tiny_llama, SITE, {"n_units": 128})
     with pytest.raises(BenchError, match="takes the options n_units, fit_tokens and seed"):
         plugins().lenses.get("ica").build(tiny_llama, SITE, {"colour": "red"})

@@ -11,6 +11,7 @@ import pytest
 from bench.cli import main
 from bench.errors import BenchError
 from bench.leaderboard import frame, render
+from bench.results import load_records, schema_version
 from tests.conftest import run_cli
 
 GOLDEN = Path(__file__).parent / "golden" / "leaderboard.md"
@@ -28,36 +29,22 @@ def record(lens: str, site: str, means: dict[str, float], finished: str, rid: st
     }
 
 
+def ablation(specificity: list[float], raw: list[float]) -> dict[str, float]:
+    """ΔProb metrics at k = 1, 5, 10: specificity (ranked) and the raw drop beside it."""
+    ks = (1, 5, 10)
+    return {f"specificity@{k}": v for k, v in zip(ks, specificity, strict=True)} | {
+        f"delta_prob@{k}": v for k, v in zip(ks, raw, strict=True)
+    }
+
+
 RECORDS = [
-    record(
-        "mlp_neurons",
-        "blocks.10.mlp.hook_post",
-        {"delta_prob@1": 0.1, "delta_prob@5": 0.3, "delta_prob@10": 0.9},
-        "2026-01-01",
-        "r1",
-    ),
-    record(
-        "mlp_neurons",
-        "blocks.2.mlp.hook_post",
-        {"delta_prob@1": 0.2, "delta_prob@5": 0.4, "delta_prob@10": 0.9},
-        "2026-01-01",
-        "r2",
-    ),
-    record(
-        "sae_post_mlp",
-        "blocks.2.hook_resid_post",
-        {"delta_prob@1": 0.5, "delta_prob@5": 0.8, "delta_prob@10": 0.9},
-        "2026-01-01",
-        "r3",
-    ),
+    record("mlp_neurons", "blocks.10.mlp.hook_post", ablation([0.05, 0.2, 0.3], [0.1, 0.3, 0.9]), "2026-01-01", "r1"),
+    record("mlp_neurons", "blocks.2.mlp.hook_post", ablation([0.1, 0.3, 0.3], [0.2, 0.4, 0.9]), "2026-01-01", "r2"),
+    record("sae_post_mlp", "blocks.2.hook_resid_post", ablation([0.4, 0.5, 0.2], [0.5, 0.8, 0.9]), "2026-01-01", "r3"),
     # the same cell computed again later: the newer record wins
-    record(
-        "mlp_neurons",
-        "blocks.2.mlp.hook_post",
-        {"delta_prob@1": 0.25, "delta_prob@5": 0.45, "delta_prob@10": 0.9},
-        "2026-02-01",
-        "r4",
-    ),
+    record("mlp_neurons", "blocks.2.mlp.hook_post", ablation([0.15, 0.35, 0.3], [0.25, 0.45, 0.9]), "2026-02-01", "r4"),
+    # a baseline at the SAE's site: top raw ΔProb, but bold goes to the best specificity at that site only
+    record("random", "blocks.2.hook_resid_post", ablation([0.0, 0.1, 0.1], [0.9, 0.95, 0.99]), "2026-01-01", "r11"),
 ]
 
 
@@ -89,8 +76,17 @@ def erasure(lens: str, site: str, by_method: dict[str, tuple[float, float]], rid
     return rec
 
 
+def polysemanticity(lens: str, site: str, distance: float, input_dims: float, rid: str) -> dict:
+    rec = record(lens, site, {"max_distance": distance, "input_dims": input_dims}, "2026-01-05", rid)
+    rec["task"] = {"name": "polysemanticity", "type": "polysemanticity", "config": {"seed": 0}}
+    return rec
+
+
 RECORDS += [
     interpretability("mlp_neurons", "blocks.2.mlp.hook_post", 0.2, "r5"),
+    # lowest distance at the site, but from a lens built out of the embeddings: a caveat, not bare bold
+    polysemanticity("neuron_clusters", "blocks.2.mlp.hook_post", 0.1, 20.0, "r12"),
+    polysemanticity("mlp_neurons", "blocks.2.mlp.hook_post", 0.5, 16.0, "r13"),
     with_sae(interpretability("sae_post_mlp", "blocks.2.hook_resid_post", 0.4, "r6")),
     erasure("mlp_neurons", "blocks.2.mlp.hook_post", {"knowledge_neurons": (0.6, 0.3), "depn": (0.7, 0.5)}, "r7"),
     with_sae(erasure("sae_post_mlp", "blocks.2.hook_resid_post", {"feature_edit": (0.8, 0.1)}, "r8")),
@@ -116,6 +112,18 @@ def test_plot_labels_name_sae_variants_apart() -> None:
     assert labels["r1"] == "mlp_neurons"
 
 
+def test_records_of_another_schema_version_are_not_loaded(tmp_path) -> None:
+    old = record("mlp_neurons", "blocks.2.mlp.hook_post", {"delta_prob@1": 0.9}, "2026-01-01", "old")
+    old["schema"] = 1  # ΔProb before its controls: a different definition
+    new = record(
+        "mlp_neurons", "blocks.2.mlp.hook_post", ablation([0.1, 0.2, 0.3], [0.2, 0.3, 0.4]), "2026-01-02", "new"
+    )
+    new["schema"] = schema_version("knowledge_ablation")
+    for rec in (old, new):
+        (tmp_path / f"{rec['id']}.json").write_text(json.dumps(rec))
+    assert [r["id"] for r in load_records(tmp_path)] == ["new"]
+
+
 def test_no_records_is_a_clear_error() -> None:
     with pytest.raises(BenchError, match="no result records"):
         frame([])
@@ -133,7 +141,7 @@ def test_leaderboard_command_from_real_runs(tmp_path, tiny_model_dirs, tiny_task
     assert f"{metric['mean']:.3f} ± {metric['se']:.3f} (4)" in text
 
 
-def test_other_formats(tmp_path, tiny_model_dirs, tiny_task, pararel_dir) -> None:
+def test_other_formats(tmp_path, tiny_model_dirs, tiny_task, corpus_dir) -> None:
     results = tmp_path / "results"
     assert (
         main(
@@ -146,7 +154,7 @@ def test_other_formats(tmp_path, tiny_model_dirs, tiny_task, pararel_dir) -> Non
                 "--task",
                 str(tiny_task),
                 "--data-dir",
-                str(pararel_dir),
+                str(corpus_dir),
                 "--output-dir",
                 str(results),
                 "--limit",

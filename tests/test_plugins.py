@@ -42,10 +42,10 @@ def bench_lenses():
 '''
 
 
-def install_fake_distribution(site: Path, dist_name: str, version: str, module: str) -> None:
+def install_fake_distribution(site: Path, dist_name: str, version: str, module: str, source: str = PLUGIN) -> None:
     """Lay out what `pip install` leaves: the module and a dist-info whose entry point names it."""
     (site / module).mkdir(parents=True)
-    (site / module / "__init__.py").write_text(PLUGIN)
+    (site / module / "__init__.py").write_text(source)
     dist = site / f"{module}-{version}.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n")

@@ -29,7 +29,8 @@ def test_delta_prob_matches_a_hand_computation(tmp_path, tiny_model_dirs, tiny_l
     assert record["provenance"]["model"]["weights_sha256"] == record["model"]["weights_sha256"]
     assert record["provenance"]["versions"]["torch"] == torch.__version__
     item = record["items"][0]
-    # Rescore by hand: zero the top neuron before down_proj with a plain PyTorch hook.
+    # Rescore by hand: zero the top neuron at the last prompt token only (positions: last),
+    # before down_proj, with a plain PyTorch hook.
     model, tok = tiny_llama.model, tiny_llama.tokenizer
     ids = tok(item["prompt"])["input_ids"] + tok(" " + item["answer"], add_special_tokens=False)["input_ids"]
     answer_pos, answer_id = len(ids) - 2, ids[-1]
@@ -44,7 +45,7 @@ def test_delta_prob_matches_a_hand_computation(tmp_path, tiny_model_dirs, tiny_l
 
     def zero_unit(_module, args):
         hidden = args[0].clone()
-        hidden[..., unit] = 0
+        hidden[:, answer_pos, unit] = 0
         return (hidden,)
 
     handle = down.register_forward_pre_hook(zero_unit)
@@ -55,6 +56,13 @@ def test_delta_prob_matches_a_hand_computation(tmp_path, tiny_model_dirs, tiny_l
     assert item["p_clean"] == pytest.approx(p_clean, rel=1e-5)
     assert item["p_ablated"]["1"] == pytest.approx(p_ablated, rel=1e-5)
     assert item["delta_prob"]["1"] == pytest.approx(max(0.0, (p_clean - p_ablated) / p_clean), abs=1e-6)
+    # the control: the same neuron ablated on facts of the other relation
+    relation = {i["id"]: i["relation"] for i in record["items"]}
+    assert len(item["unrelated"]) == 3 and all(relation[u] != item["relation"] for u in item["unrelated"])
+    for k in ("1", "3"):
+        assert item["specificity"][k] == pytest.approx(item["delta_prob"][k] - item["delta_prob_unrelated"][k])
+        assert 0 < item["edit_norm"][k] < 10 and 0 <= item["delta_prob_random"][k] <= 1
+    assert record["schema"] == 2 and record["metrics"]["specificity@1"]["clusters"] == 2
 
 
 def test_interrupted_run_resumes_without_losing_or_redoing_work(
@@ -63,11 +71,11 @@ def test_interrupted_run_resumes_without_losing_or_redoing_work(
     original = knowledge_ablation._process
     calls: list[int] = []
 
-    def flaky(ctx, config, facts):
+    def flaky(ctx, config, facts, controls):
         calls.append(len(facts))
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return original(ctx, config, facts)
+        return original(ctx, config, facts, controls)
 
     monkeypatch.setattr(knowledge_ablation, "_process", flaky)
     assert run_small(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir) == 130

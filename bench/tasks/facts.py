@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,6 +35,15 @@ class AttributionConfig(Section):
     ig_steps: int = Field(20, ge=1)
 
 
+class SamplingConfig(Section):
+    """Which known facts are used: ParaRel is skewed (one relation or one answer can fill a sample),
+    and a fact whose answer is in its prompt tests copying, not recall."""
+
+    max_per_relation: int | None = Field(10, ge=1, description="facts per relation; null: no cap")
+    max_per_answer: int | None = Field(5, ge=1, description="facts per answer string; null: no cap")
+    drop_answer_in_prompt: bool = True
+
+
 class BootstrapConfig(Section):
     resamples: int = Field(1000, ge=2)
 
@@ -48,3 +58,25 @@ def known_facts(ctx: TaskContext, data: DataConfig, filter: FilterConfig, limit:
             "loosen filter.min_prob / greedy_correct or add relations."
         )
     return kept[:limit] if limit else kept
+
+
+def answer_in_prompt(fact: Fact) -> bool:
+    return fact.answer.lower() in fact.prompt.lower()
+
+
+def sampled(facts: list[Fact], config: SamplingConfig) -> list[Fact]:
+    """Facts in their (seeded) order, skipping any past its relation's or answer's cap."""
+    per_relation: Counter[str] = Counter()
+    per_answer: Counter[str] = Counter()
+    kept = []
+    for fact in facts:
+        if config.drop_answer_in_prompt and answer_in_prompt(fact):
+            continue
+        if config.max_per_relation and per_relation[fact.relation] >= config.max_per_relation:
+            continue
+        if config.max_per_answer and per_answer[fact.answer] >= config.max_per_answer:
+            continue
+        per_relation[fact.relation] += 1
+        per_answer[fact.answer] += 1
+        kept.append(fact)
+    return kept

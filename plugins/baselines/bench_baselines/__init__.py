@@ -2,16 +2,20 @@
 
 - ``pca``: principal components (scikit-learn PCA) of the site's activations;
 - ``ica``: independent components (scikit-learn FastICA);
-- ``random``: random unit directions (by default as many as an 8x SAE has features).
+- ``random``: a random orthonormal basis (QR of a Gaussian matrix), centred like PCA.
 
 A unit's activation is the projection on its direction, ``f = (h - mean) @ E.T``; editing
 units adds ``(f' - f) @ D`` to the stream (D = E for PCA and random directions, the mixing
 matrix for ICA), so ablating a unit removes exactly its projection and an unedited pass
-returns ``h``. PCA and ICA are fitted on the harness's cached activation pass over the
-training corpus (the same text the SAEs are trained on).
+returns ``h``. The centre (and PCA and ICA) are fitted on the harness's cached activation
+pass over the training corpus (the same text the SAEs are trained on).
 
-Options: ``n_units`` (PCA/ICA: at most d_model; default d_model; random: default 8 x d_model),
-``fit_tokens`` (activations used for fitting, default 50000), ``seed`` (default 0).
+The random basis is orthonormal, not overcomplete, for integrated gradients: scaling every
+unit to 0 must mean "no signal" (the mean activation). With 8 x d random directions,
+E.T @ D is about 8 I, so all units at 0 moved h to about -7h, and IG measured that.
+
+Options: ``n_units`` (at most d_model; default d_model), ``fit_tokens`` (activations used for
+fitting, default 50000), ``seed`` (default 0).
 """
 
 from __future__ import annotations
@@ -59,6 +63,9 @@ class Directions(Lens):
 
 
 def _fit(method: str, x: np.ndarray, n_units: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if method == "random":
+        q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((x.shape[1], n_units)))
+        return x.mean(0), q.T, q.T
     if method == "pca":
         pca = PCA(n_components=n_units, random_state=seed).fit(x)
         return pca.mean_, pca.components_, pca.components_
@@ -86,8 +93,8 @@ def _options(method: str, options: Mapping[str, Any], d: int) -> tuple[int, int,
     unknown = set(options) - {"n_units", "fit_tokens", "seed"}
     if unknown:
         raise BenchError(f"{method} takes the options n_units, fit_tokens and seed, not {sorted(unknown)}.")
-    n_units = int(options.get("n_units", 8 * d if method == "random" else d))
-    if method != "random" and not 1 <= n_units <= d:
+    n_units = int(options.get("n_units", d))
+    if not 1 <= n_units <= d:
         raise BenchError(f"{method}: n_units must be between 1 and the site width {d}, got {n_units}.")
     return n_units, int(options.get("fit_tokens", 50_000)), int(options.get("seed", 0))
 
@@ -97,10 +104,6 @@ def _builder(method: str):
         d = site_width(loaded.model, Site.parse(site))
         n_units, fit_tokens, seed = _options(method, options, d)
         config = {"method": method, "n_units": n_units, "seed": seed}
-        if method == "random":
-            directions = np.random.default_rng(seed).standard_normal((n_units, d))
-            directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-            return Directions(site, np.zeros(d), directions, directions, config)
         center, encoder, decoder = _fitted(loaded, site, method, n_units, fit_tokens, seed)
         config["fit_tokens"] = fit_tokens
         config["sha256"] = hashlib.sha256(encoder.tobytes() + decoder.tobytes()).hexdigest()
@@ -112,7 +115,7 @@ def _builder(method: str):
 _DESCRIPTIONS = {
     "pca": "Baseline: principal components of the residual stream after the block.",
     "ica": "Baseline: independent components (FastICA) of the residual stream after the block.",
-    "random": "Baseline: random unit directions in the residual stream after the block.",
+    "random": "Baseline: a random orthonormal basis of the residual stream after the block.",
 }
 
 
