@@ -22,7 +22,7 @@ from tabulate import tabulate
 
 from bench.errors import BenchError
 from bench.io import write_atomic
-from bench.plots import delta_prob_curves, metric_bars, probing_curves
+from bench.plots import delta_prob_curves, erasure_frontier, metric_bars, probing_curves
 
 FAMILIES = {
     "knowledge_ablation": "Knowledge",
@@ -300,6 +300,25 @@ def _plots(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     return out
 
 
+def _frontier_plot(records: list[dict[str, Any]], out_dir: Path) -> Path | None:
+    """Every erasure record's sweep as Rel against side effects; the budget of the newest record shaded."""
+    rows, budget = [], {}
+    for record in records:
+        if record["task"]["type"] != "privacy_erasure":
+            continue
+        metrics, label = record["metrics"], f"{_label(record['lens']['name'], _sae(record))} L{record['lens']['layer']}"
+        budget = record.get("budget", {}).get("config", budget)
+        for variant in record.get("methods", {}):
+            if f"rel.{variant}" not in metrics:
+                continue
+            base, _, swept = variant.partition("[")
+            means = {name: metrics.get(f"{name}.{variant}", {}).get("mean") for name in ("rel", "loc", "ppl_ratio")}
+            rows.append({"lens": label, "method": base, "variant": swept.rstrip("]"), **means})
+    if not rows:
+        return None
+    return erasure_frontier(rows, budget.get("min_loc"), budget.get("max_ppl_ratio"), out_dir / "erasure_frontier.png")
+
+
 def _probing_plot(records: list[dict[str, Any]], out_dir: Path) -> Path | None:
     curves = [
         (f"{_label(r['lens']['name'], _sae(r))} L{r['lens']['layer']}", r["curves"])
@@ -345,7 +364,8 @@ def write_leaderboard(records: Iterable[dict[str, Any]], out: Path, command: str
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         current = set(df["record"])
-        probing = _probing_plot([r for r in records if r["id"] in current], out.parent)
-        plots = _plots(df, out.parent) + ([probing] if probing else [])
+        shown = [r for r in records if r["id"] in current]
+        extra = [_probing_plot(shown, out.parent), _frontier_plot(shown, out.parent)]
+        plots = _plots(df, out.parent) + [p for p in extra if p]
         write_atomic(out, render(df, command, out.parent, plots) if fmt == "md" else _html(df, plots, command))
     return out

@@ -82,6 +82,43 @@ def metric_bars(df: Any, title: str, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def erasure_frontier(
+    rows: Sequence[Mapping[str, Any]], min_loc: float | None, max_ppl_ratio: float | None, path: Path
+) -> Path:
+    """Rel against side effects (1 − Loc, and the perplexity ratio), one line per (lens, method)
+    through the points of its sweep, the side-effect budget shaded.
+
+    rows: dicts with lens, method (base name), variant (the swept values), rel, loc, ppl_ratio (or None).
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True, layout="constrained")
+    lines = dict.fromkeys((str(r["lens"]), str(r["method"])) for r in rows)
+    for i, (lens, method) in enumerate(lines):
+        points = [r for r in rows if r["lens"] == lens and r["method"] == method]
+        style = {"marker": "o", "color": f"C{i % 10}", "label": f"{lens}: {method}"}
+        for ax, x_of in ((axes[0], lambda r: 1 - r["loc"]), (axes[1], lambda r: r["ppl_ratio"])):
+            shown = sorted(
+                (x_of(r), r["rel"], r["variant"]) for r in points if r["loc"] is not None and x_of(r) is not None
+            )
+            if shown:
+                ax.plot([x for x, _, _ in shown], [y for _, y, _ in shown], **style)
+                for x, y, variant in shown:
+                    ax.annotate(variant, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    if min_loc is not None:
+        axes[0].axvspan(0, 1 - min_loc, color="green", alpha=0.08, label="within budget")
+    if max_ppl_ratio is not None:
+        axes[1].axvspan(1, max_ppl_ratio, color="green", alpha=0.08)
+        axes[1].set_xscale("log")
+    axes[0].set_xlabel("1 − Loc (unrelated facts broken)")
+    axes[1].set_xlabel("WikiText-2 perplexity after / before (log)")
+    axes[0].set_ylabel("Rel (target facts erased)")
+    for ax in axes:
+        ax.set_ylim(-0.03, 1.03)
+    handles = {label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels(), strict=True)}
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(4, len(handles)), fontsize=8)
+    fig.suptitle("Privacy erasure: Rel against side effects, each method's sweep", fontsize=10)
+    return save_figure(fig, path)
+
+
 def probing_curves(curves: Sequence[tuple[str, Mapping[str, Mapping[str, float]]]], path: Path) -> Path:
     """F1 against k, one panel per feature, one line per (lens, layer) label.
 

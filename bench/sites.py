@@ -29,8 +29,12 @@ class Architecture:
     attn_proj: str  # attention's output projection: what writes the attention output
     mlp_in: tuple[str, ...]  # the MLP's input projections (gate and up for gated MLPs): neuron input weights
     d_mlp_attr: tuple[str, ...]  # config attributes that may hold the MLP width, first found wins
+    # what reads the residual stream inside a block: (norm, the projections reading its output)
+    readers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    norm_offset: float = 0.0  # Gemma's RMSNorm scales by 1 + weight
 
 
+_QKV = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")
 _LLAMA = Architecture(
     "model.layers",
     "self_attn",
@@ -40,6 +44,7 @@ _LLAMA = Architecture(
     "self_attn.o_proj",
     ("mlp.gate_proj", "mlp.up_proj"),
     ("intermediate_size",),
+    (("input_layernorm", _QKV), ("post_attention_layernorm", ("mlp.gate_proj", "mlp.up_proj"))),
 )
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -57,9 +62,19 @@ ARCHITECTURES: dict[str, Architecture] = {
         "self_attn.o_proj",
         ("mlp.gate_proj", "mlp.up_proj"),
         ("intermediate_size",),
+        (("input_layernorm", _QKV), ("pre_feedforward_layernorm", ("mlp.gate_proj", "mlp.up_proj"))),
+        norm_offset=1.0,
     ),
     "gpt2": Architecture(
-        "transformer.h", "attn", "mlp", "mlp", "mlp.c_proj", "attn.c_proj", ("mlp.c_fc",), ("n_inner",)
+        "transformer.h",
+        "attn",
+        "mlp",
+        "mlp",
+        "mlp.c_proj",
+        "attn.c_proj",
+        ("mlp.c_fc",),
+        ("n_inner",),
+        (("ln_1", ("attn.c_attn",)), ("ln_2", ("mlp.c_fc",))),
     ),
     "gpt_neox": Architecture(
         "gpt_neox.layers",
@@ -70,6 +85,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         "attention.dense",
         ("mlp.dense_h_to_4h",),
         ("intermediate_size",),
+        (("input_layernorm", ("attention.query_key_value",)), ("post_attention_layernorm", ("mlp.dense_h_to_4h",))),
     ),
 }
 
@@ -164,6 +180,30 @@ def out_by_in(module: nn.Module) -> torch.Tensor:
     """A projection's weight as [d_out, d_in]: nn.Linear stores it so, GPT-2's Conv1D transposed."""
     weight = module.weight
     return weight if isinstance(module, nn.Linear) else weight.T
+
+
+@dataclass(frozen=True)
+class Reader:
+    weight: torch.Tensor  # [d_out, d_model] view, shared with the module
+    scale: torch.Tensor  # [d_model] the norm's effective γ in front of it
+    centred: bool  # LayerNorm subtracts the mean before scaling; RMSNorm does not
+
+
+def stream_readers(model: nn.Module, layer: int) -> list[Reader]:
+    """The projections of block `layer` that read the residual stream, each with its norm's γ."""
+    arch = architecture_of(model)
+    blocks = model.get_submodule(arch.blocks)
+    if not 0 <= layer < len(blocks):
+        raise BenchError(f"there is no block {layer} to read the stream; the model has {len(blocks)} layers.")
+    if not arch.readers:
+        raise BenchError(f"the {model.config.model_type} adapter in bench/sites.py lists no stream readers.")
+    out = []
+    for norm_name, projections in arch.readers:
+        norm = blocks[layer].get_submodule(norm_name)
+        scale = norm.weight.detach().float() + arch.norm_offset
+        for name in projections:
+            out.append(Reader(out_by_in(blocks[layer].get_submodule(name)), scale, isinstance(norm, nn.LayerNorm)))
+    return out
 
 
 def neuron_output_weight(model: nn.Module, layer: int) -> torch.Tensor:

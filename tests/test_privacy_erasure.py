@@ -17,6 +17,7 @@ from bench.erasure.people import RELATIONS, TEMPLATES, generate
 from bench.lens import Lens
 from bench.models import LoadedModel
 from bench.sites import Site, writer_weight
+from bench.tasks.privacy_erasure import BudgetConfig, _variants, within_budget
 from tests.conftest import CORPUS_LINES, run_cli
 
 
@@ -73,7 +74,7 @@ class _Directions(Lens):
         return self.directions[units]
 
 
-def test_feature_edit_zeroes_exactly_the_rows_where_a_top_feature_is_large(tiny_llama: LoadedModel) -> None:
+def test_feature_edit_zero_rows_zeroes_exactly_the_rows_where_a_top_feature_is_large(tiny_llama: LoadedModel) -> None:
     d = tiny_llama.model.config.hidden_size
     directions = torch.zeros(3, d)
     directions[0, [1, 4]] = torch.tensor([3.0, -4.0])  # unit norm after scaling: 0.6, -0.8
@@ -83,7 +84,7 @@ def test_feature_edit_zeroes_exactly_the_rows_where_a_top_feature_is_large(tiny_
     scores = torch.tensor([[5.0, 4.0, -1.0]])
     weight = writer_weight(tiny_llama.model, Site.parse(lens.site))
     original = weight.detach().clone()
-    method = FeatureEdit(top_k=2, tau2=0.1)
+    method = FeatureEdit(top_k=2, mode="zero_rows", tau=0.4)  # 0.4 / sqrt(16) = 0.1
     assert method.unsupported(lens) is None
     with method.erase(tiny_llama, lens, scores) as edit:
         zero_rows = (weight == 0).all(1).nonzero().squeeze(1).tolist()
@@ -92,6 +93,74 @@ def test_feature_edit_zeroes_exactly_the_rows_where_a_top_feature_is_large(tiny_
         assert edit["weights_zeroed"] == 3 * weight.shape[1]
     assert torch.equal(weight, original)  # restored on exit
     assert tiny_llama.model.model.layers[1].mlp.down_proj.weight.data_ptr() == weight.data_ptr()
+
+
+@pytest.mark.parametrize("site", ["blocks.1.hook_mlp_out", "blocks.1.hook_attn_out"])
+def test_feature_edit_projects_the_directions_out_of_the_writing_matrix(site: str, tiny_llama: LoadedModel) -> None:
+    d = tiny_llama.model.config.hidden_size
+    directions = torch.randn(3, d, generator=torch.Generator().manual_seed(0))
+    lens = _Directions(site, directions)
+    weight = writer_weight(tiny_llama.model, Site.parse(site))
+    original = weight.detach().clone()
+    with FeatureEdit(top_k=2).erase(tiny_llama, lens, torch.tensor([[5.0, 4.0, -1.0]])):
+        # the block writes nothing along the two top directions, and the rest of its output is kept
+        torch.testing.assert_close(directions[:2] @ weight, torch.zeros(2, weight.shape[1]), atol=1e-5, rtol=0)
+        q, _ = torch.linalg.qr(directions[:2].T)
+        torch.testing.assert_close(weight, original - q @ (q.T @ original), atol=1e-5, rtol=1e-5)
+    assert torch.equal(weight, original)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_feature_edit_at_the_residual_stream_blinds_the_next_blocks_readers(arch: str, tiny_model_dirs) -> None:
+    """RMSNorm (llama) and LayerNorm (gpt2, which centres): the readers of block L+1 see
+    nothing of the directions in the normed stream, and the same as before orthogonal to them."""
+    from bench.models import load_model
+    from bench.sites import stream_readers
+
+    loaded = load_model(str(tiny_model_dirs[arch]))
+    d = loaded.model.config.hidden_size
+    with torch.no_grad():  # random norm scales, so that folding γ in matters
+        for name, module in loaded.model.named_modules():
+            if name.endswith(("ln_1", "ln_2", "input_layernorm", "post_attention_layernorm")):
+                module.weight.uniform_(0.5, 2.0)
+    direction = torch.randn(1, d, generator=torch.Generator().manual_seed(1))
+    lens = _Directions("blocks.1.hook_resid_post", direction)
+    readers = stream_readers(loaded.model, 2)
+    originals = [r.weight.detach().clone() for r in readers]
+    seen = direction[0] - direction[0].mean() if arch == "gpt2" else direction[0]
+    with FeatureEdit(top_k=1).erase(loaded, lens, torch.tensor([[1.0]])) as edit:
+        assert edit["matrices"] == len(readers) == (2 if arch == "gpt2" else 5)
+        for reader, original in zip(readers, originals, strict=True):
+            gamma = reader.scale  # the reader sees γ ⊙ (normed stream)
+            blind = reader.weight @ (gamma * seen)
+            torch.testing.assert_close(blind, torch.zeros_like(blind), atol=1e-4, rtol=0)
+            other = torch.randn(d, generator=torch.Generator().manual_seed(2))
+            other = other - (other @ seen) / seen.square().sum() * seen
+            kept, before = reader.weight @ (gamma * other), original @ (gamma * other)
+            torch.testing.assert_close(kept, before, atol=1e-4, rtol=1e-4)
+    for reader, original in zip(readers, originals, strict=True):
+        assert torch.equal(reader.weight, original)
+
+
+def test_option_lists_sweep_a_grid_and_the_budget_picks_the_best_within_it() -> None:
+    variants = _variants("feature_edit", {"top_k": [1, 5], "mode": "project"})
+    assert [label for label, _ in variants] == ["feature_edit[top_k=1]", "feature_edit[top_k=5]"]
+    assert variants[1][1] == {"top_k": 5, "mode": "project"}
+    methods = {label: FeatureEdit(**options) for label, options in variants}
+    value = lambda m: {"mean": m, "se": 0.0, "n": 10}  # noqa: E731
+    metrics = {
+        "rel.feature_edit[top_k=1]": value(0.2), "loc.feature_edit[top_k=1]": value(0.95),
+        "ppl_ratio.feature_edit[top_k=1]": value(1.01),
+        "rel.feature_edit[top_k=5]": value(0.9), "loc.feature_edit[top_k=5]": value(0.5),  # erases by breaking
+        "ppl_ratio.feature_edit[top_k=5]": value(1.01),
+    }  # fmt: skip
+    at_budget, chosen = within_budget(metrics, methods, BudgetConfig())
+    assert at_budget["rel_at_budget.feature_edit"]["mean"] == 0.2 and chosen == {
+        "feature_edit": "feature_edit[top_k=1]"
+    }
+    metrics["loc.feature_edit[top_k=1]"] = value(0.8)
+    at_budget, chosen = within_budget(metrics, methods, BudgetConfig())
+    assert at_budget["rel_at_budget.feature_edit"]["mean"] == 0.0 and chosen == {"feature_edit": None}
 
 
 def test_neuron_methods_need_units_that_are_the_neurons(tiny_llama: LoadedModel) -> None:
@@ -148,7 +217,7 @@ injection: {learning_rate: 0.01, batch_size: 6, max_epochs: 60}
 methods:
   knowledge_neurons: {threshold: 0.2}
   depn: {top_k: 2}
-  ablate_top_k: {top_k: 2}
+  ablate_top_k: {top_k: [1, 2]}    # a sweep: one variant per value
 attribution: {ig_steps: 4}
 locality: {private: 4, pararel: 2, pararel_relations: [P17, P19], pararel_tuples_per_relation: 4}
 perplexity: {max_tokens: 64, max_length: 32, edits: 1}
@@ -168,13 +237,24 @@ def test_privacy_erasure_runs_end_to_end(tmp_path: Path, corpus_dir: Path) -> No
     injection = record["injection"]
     assert injection["learnt"] > 0 and injection["of"] == 18
     assert record["clean_model"]["greedy_correct"] == 0
-    for method in ("knowledge_neurons", "depn", "ablate_top_k"):
+    for method in ("knowledge_neurons", "depn", "ablate_top_k[top_k=1]", "ablate_top_k[top_k=2]"):
         for metric in ("rel", "loc", "delta_ppl"):
             value = record["metrics"][f"{metric}.{method}"]
             assert value["n"] >= 1
             assert (0 <= value["mean"] <= 1) or metric == "delta_ppl"
     assert record["methods_skipped"] == {}
+    assert record["schema"] == 2
+    for method in ("knowledge_neurons", "depn", "ablate_top_k"):  # the headline: best Rel within the side-effect budget
+        assert 0 <= record["metrics"][f"rel_at_budget.{method}"]["mean"] <= 1
+        assert method in record["budget"]["chosen"]
     assert len(record["items"]) == min(4, injection["learnt"])
+    # the leaderboard draws each method's sweep as Rel against side effects
+    from bench.cli import main
+
+    board = tmp_path / "board" / "README.md"
+    assert main(["leaderboard", "--results-dir", str(tmp_path / "out"), "--output", str(board)]) == 0
+    assert (board.parent / "erasure_frontier.png").stat().st_size > 0
+    assert "erasure_frontier.png" in board.read_text()
     # the injected model is cached: a second run (forced) trains nothing and agrees
     assert run_cli(model, task, corpus_dir, tmp_path / "out", "--force") == 0
     again = json.loads(path.read_text())

@@ -6,10 +6,11 @@ and ``erase(...)``: a context manager inside which the model is edited, restored
 Methods are plugins (hook ``bench_erasure_methods``), so a new lens can ship its own.
 
 Built in (METHODS.md, "Knowledge erasure"):
-- ``feature_edit``: the paper's FeatureEdit, for lenses whose units are directions (SAEs);
+- ``feature_edit``: FeatureEdit, for lenses whose units are directions (SAEs): their
+  directions projected out of the weights (or the paper's row zeroing, ``mode: zero_rows``);
 - ``knowledge_neurons``: Dai et al.'s erasure, output-weight columns of IG neurons zeroed;
 - ``depn``: DEPN's privacy neurons (gradient attribution), activations set to 0;
-- ``ablate_top_k``: any lens, its top-k attributed units set to 0 at every position.
+- ``ablate_top_k``: any lens, its top-k attributed units set to 0 at every position but the first.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.lens import Lens, WritesDirections, lensed
 from bench.models import LoadedModel
-from bench.sites import Site, neuron_output_weight, writer_weight
+from bench.sites import Reader, Site, neuron_output_weight, stream_readers, writer_weight
 
 
 class ErasureMethod(BaseModel, ABC):
@@ -66,12 +67,15 @@ def zeroed(weight: torch.Tensor, rows: torch.Tensor | None = None, cols: torch.T
 
 @contextmanager
 def units_ablated(loaded: LoadedModel, lens: Lens, units: torch.Tensor) -> Iterator[None]:
-    """The units set to 0 at every position of every forward pass."""
+    """The units set to 0 at every position but the first (the attention sink, which no lens
+    was fitted on and whose edits break the model rather than erase a fact) of every forward pass."""
 
     def edit(acts: torch.Tensor) -> torch.Tensor:
         keep = torch.ones(acts.shape[-1], dtype=acts.dtype, device=acts.device)
         keep[units] = 0
-        return acts * keep
+        edited = acts * keep
+        edited[:, 0] = acts[:, 0]
+        return edited
 
     with lensed(loaded, lens, edit):
         yield
@@ -88,7 +92,7 @@ def _is_neuron_lens(lens: Lens) -> str | None:
 
 class AblateTopK(ErasureMethod):
     name: ClassVar[str] = "ablate_top_k"
-    description: ClassVar[str] = "any lens: the fact's top-k IG units set to 0 at every position"
+    description: ClassVar[str] = "any lens: the fact's top-k IG units set to 0 at every position but the first"
     top_k: int = Field(5, ge=1)
 
     @contextmanager
@@ -98,14 +102,71 @@ class AblateTopK(ErasureMethod):
             yield {"units": units.tolist()}
 
 
+def orthonormal_basis(directions: torch.Tensor) -> torch.Tensor:
+    """[d, r]: an orthonormal basis of the span of the rows of `directions` [n, d]."""
+    q, r = torch.linalg.qr(directions.T.double())
+    keep = r.diagonal().abs() > 1e-8 * r.diagonal().abs().max().clamp_min(1e-30)
+    return q[:, keep].float()
+
+
+@contextmanager
+def replaced(weights: list[torch.Tensor], new: list[torch.Tensor]) -> Iterator[None]:
+    """Weights overwritten in place (through views) with new values, restored on exit."""
+    saved = [w.detach().clone() for w in weights]
+    with torch.no_grad():
+        for weight, value in zip(weights, new, strict=True):
+            weight.copy_(value.to(weight.dtype))
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for weight, value in zip(weights, saved, strict=True):
+                weight.copy_(value)
+
+
+def _projected_out_of_writer(weight: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """W ← (I − QQᵀ)W: the block can no longer write any direction of the span."""
+    w = weight.detach().float()
+    q = basis.to(w.device)
+    return w - q @ (q.T @ w)
+
+
+def _projected_out_of_reader(reader: Reader, directions: torch.Tensor) -> torch.Tensor:
+    """W ← W diag(γ) (I − QQᵀ) diag(γ)⁻¹: the reader no longer sees the directions of the stream.
+
+    The reader computes W (γ ⊙ x̂) from the normed stream x̂; removing the span Q of the
+    directions from x̂ before the norm's γ gives W diag(γ)(I − QQᵀ) x̂, which is the new weight
+    applied to γ ⊙ x̂. LayerNorm centres x̂ first, so there the directions are centred too.
+    """
+    w = reader.weight.detach().float()
+    gamma = reader.scale.to(w.device)
+    seen = directions.to(w.device)
+    if reader.centred:
+        seen = seen - seen.mean(-1, keepdim=True)
+    q = orthonormal_basis(seen)
+    scaled = w * gamma
+    scaled = scaled - (scaled @ q) @ q.T
+    # γ entries near 0 pass no signal either way; guard the division only
+    return scaled / torch.where(gamma.abs() < 1e-6, torch.ones_like(gamma), gamma)
+
+
 class FeatureEdit(ErasureMethod):
-    """FeatureEdit: h_i = W_dec[i] of each top feature i, scaled to unit norm so tau2 means the
-    same for every SAE; rows of the matrix that writes the site are zeroed where |h_i| > tau2."""
+    """FeatureEdit: the fact's top-k feature directions (decoder rows) removed from the weights.
+
+    - ``project`` (default): at mlp_out / attn_out the matrix that writes the site loses the
+      directions, W ← (I − QQᵀ)W; at resid_post (written by every block before it) the readers
+      of block L+1 (attention's q/k/v and the MLP's input projections) stop reading them, with
+      their norm's γ folded in.
+    - ``zero_rows``: the paper's rule, rows of the writing matrix zeroed where a unit-norm
+      direction's |coordinate| > tau / √d. tau is in units of 1/√d, the typical coordinate of
+      a random unit vector, so it means the same at every width.
+    """
 
     name: ClassVar[str] = "feature_edit"
-    description: ClassVar[str] = "SAE lenses: writing-weight rows zeroed where a top feature's decoder |h_i| > tau2"
+    description: ClassVar[str] = "SAE lenses: the top-k features' decoder directions projected out of the weights"
     top_k: int = Field(5, ge=1)
-    tau2: float = Field(0.1, gt=0, lt=1)
+    mode: Literal["project", "zero_rows"] = "project"
+    tau: float = Field(3.0, gt=0, description="zero_rows: threshold in units of 1/sqrt(d)")
 
     def unsupported(self, lens: Lens) -> str | None:
         if not isinstance(lens, WritesDirections):
@@ -120,9 +181,26 @@ class FeatureEdit(ErasureMethod):
         units = top_units(scores, self.top_k)
         directions = lens.unit_directions(units).float()
         directions = directions / directions.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        rows = (directions.abs() > self.tau2).any(0).nonzero().squeeze(1).to(loaded.device)
-        with zeroed(writer_weight(loaded.model, Site.parse(lens.site)), rows=rows) as count:
-            yield {"units": units.tolist(), "rows": rows.tolist(), "weights_zeroed": count}
+        site = Site.parse(lens.site)
+        if self.mode == "zero_rows":
+            threshold = self.tau / directions.shape[1] ** 0.5
+            rows = (directions.abs() > threshold).any(0).nonzero().squeeze(1).to(loaded.device)
+            with zeroed(writer_weight(loaded.model, site), rows=rows) as count:
+                yield {"units": units.tolist(), "rows": rows.tolist(), "weights_zeroed": count}
+            return
+        if site.hook == "hook_resid_post":
+            readers = stream_readers(loaded.model, site.layer + 1)
+            weights = [r.weight for r in readers]
+            new = [_projected_out_of_reader(r, directions) for r in readers]
+        else:
+            weights = [writer_weight(loaded.model, site)]
+            new = [_projected_out_of_writer(weights[0], orthonormal_basis(directions))]
+        changed = sum(
+            float((w.detach().float() - n.to(w.device)).norm() / w.detach().float().norm())
+            for w, n in zip(weights, new, strict=True)
+        )
+        with replaced(weights, new):
+            yield {"units": units.tolist(), "matrices": len(weights), "relative_change": changed / len(weights)}
 
 
 class KnowledgeNeurons(ErasureMethod):

@@ -12,6 +12,7 @@ Each edit is undone before the next, so every edit starts from the same injected
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 import statistics
@@ -58,7 +59,14 @@ class PerplexityConfig(Section):
     split: Literal["test", "valid"] = "test"
     max_tokens: int = Field(4096, ge=16, description="WikiText-2 tokens scored, the same for every method")
     max_length: int = Field(1024, ge=16, description="lm-eval's rolling window")
-    edits: int = Field(3, ge=0, description="the first this many edits of each method are scored")
+    edits: int = Field(10, ge=0, description="the first this many edits of each method are scored")
+
+
+class BudgetConfig(Section):
+    """The side effects an erasure may have: Rel at this budget is the task's headline."""
+
+    min_loc: float = Field(0.9, ge=0, le=1)
+    max_ppl_ratio: float = Field(1.05, ge=1)
 
 
 class ErasureAttributionConfig(Section):
@@ -72,8 +80,10 @@ class PrivacyErasureConfig(TaskConfig):
     attribution: ErasureAttributionConfig = ErasureAttributionConfig()
     methods: dict[str, dict[str, Any]] = Field(
         default_factory=lambda: {"feature_edit": {}, "knowledge_neurons": {}, "depn": {}, "ablate_top_k": {}},
-        description="erasure methods and their options; each runs on the lenses it can edit",
+        description="erasure methods and their options (a list of values sweeps that option); "
+        "each runs on the lenses it can edit",
     )
+    budget: BudgetConfig = BudgetConfig()
     erased_below: float = Field(0.5, gt=0, le=1, description="erased: not greedy and p < this x p before")
     locality: LocalityConfig = LocalityConfig()
     perplexity: PerplexityConfig = PerplexityConfig()
@@ -84,20 +94,34 @@ def score_facts(loaded: LoadedModel, facts: Sequence[Fact], batch_size: int) -> 
     return [PromptScore(p, g) for p, g in score_items(loaded, encode(loaded.tokenizer, facts), batch_size)]
 
 
-def _methods(config: PrivacyErasureConfig, ctx: TaskContext) -> tuple[list[ErasureMethod], dict[str, str]]:
-    """The configured methods that can edit this lens, and why the others cannot."""
+def _variants(name: str, options: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """One (label, options) per point of the grid that list-valued options span."""
+    swept = {key: value for key, value in options.items() if isinstance(value, list)}
+    if not swept:
+        return [(name, options)]
+    out = []
+    for values in itertools.product(*swept.values()):
+        chosen = dict(zip(swept, values, strict=True))
+        label = f"{name}[{','.join(f'{k}={v}' for k, v in chosen.items())}]"
+        out.append((label, options | chosen))
+    return out
+
+
+def _methods(config: PrivacyErasureConfig, ctx: TaskContext) -> tuple[dict[str, ErasureMethod], dict[str, str]]:
+    """The configured method variants (by label) that can edit this lens, and why the others cannot."""
     registry = plugins().erasure_methods
-    usable, skipped = [], {}
+    usable, skipped = {}, {}
     for name, options in config.methods.items():
-        try:
-            method = registry.get(name)(**options)
-        except ValueError as err:  # pydantic's ValidationError
-            raise BenchError(f"erasure method {name!r}: bad options {options}: {err}") from err
-        reason = method.unsupported(ctx.lens)
-        if reason:
-            skipped[name] = reason
-        else:
-            usable.append(method)
+        for label, chosen in _variants(name, options):
+            try:
+                method = registry.get(name)(**chosen)
+            except ValueError as err:  # pydantic's ValidationError
+                raise BenchError(f"erasure method {name!r}: bad options {chosen}: {err}") from err
+            reason = method.unsupported(ctx.lens)
+            if reason:
+                skipped[name] = reason
+            else:
+                usable[label] = method
     if not usable:
         raise BenchError(
             f"no configured erasure method can edit lens {ctx.lens.site}: "
@@ -155,7 +179,7 @@ def _edit_row(
     setup: _Setup,
     target: PrivateFact,
     index: int,
-    methods: list[ErasureMethod],
+    methods: dict[str, ErasureMethod],
     ppl_task: tuple[str, Any],
 ) -> dict[str, Any]:
     model, lens = setup.model, ctx.lens
@@ -163,19 +187,19 @@ def _edit_row(
     steps = config.attribution.ig_steps
     attributions = {
         kind: attribute(model, lens, prompts, kind, steps, ctx.batch_size)
-        for kind in dict.fromkeys(m.attribution for m in methods)
+        for kind in dict.fromkeys(m.attribution for m in methods.values())
     }
     gen, loc = setup.gen_prompts[target.fact.id], setup.locality_facts(target, config)
     probe = [target.fact, *gen, *loc]
     before = [setup.before[f.id] for f in probe]
     row: dict[str, Any] = {"id": target.fact.id, "relation": target.fact.relation, "methods": {}}
-    for method in methods:
+    for label, method in methods.items():
         with method.erase(model, lens, attributions[method.attribution]) as edit:
             after = score_facts(model, probe, ctx.batch_size)
             ppl = None
             if index < config.perplexity.edits:
                 ppl = word_perplexity(model, ppl_task, config.perplexity.max_length, ctx.batch_size)
-        row["methods"][method.name] = {
+        row["methods"][label] = {
             "rel": share_erased(before[:1], after[:1], config.erased_below),
             "gen": share_erased(before[1 : 1 + len(gen)], after[1 : 1 + len(gen)], config.erased_below),
             "loc": share_kept(before[1 + len(gen) :], after[1 + len(gen) :]),
@@ -188,22 +212,44 @@ def _edit_row(
 
 
 def _summarize(
-    config: PrivacyErasureConfig, rows: list[dict[str, Any]], methods: list[ErasureMethod], ppl_before: float
+    config: PrivacyErasureConfig, rows: list[dict[str, Any]], methods: dict[str, ErasureMethod], ppl_before: float
 ) -> dict[str, dict[str, Any]]:
-    """Metrics named `<metric>.<method>`: the leaderboard makes one row per method."""
+    """Metrics named `<metric>.<method variant>`: the leaderboard makes one row per variant."""
     resamples, seed = config.bootstrap.resamples, config.seed
+    relations = [row["relation"] for row in rows]
     metrics = {}
-    for method in methods:
-        results = [row["methods"][method.name] for row in rows]
+    for label in methods:
+        results = [row["methods"][label] for row in rows]
         for name in ("rel", "gen", "loc"):
-            values = [r[name] for r in results if r[name] is not None]
-            if values:
-                metrics[f"{name}.{method.name}"] = mean_se(values, resamples, seed)
+            kept = [(r[name], rel) for r, rel in zip(results, relations, strict=True) if r[name] is not None]
+            if kept:
+                metrics[f"{name}.{label}"] = mean_se([v for v, _ in kept], resamples, seed, [c for _, c in kept])
         ppl = [r["perplexity"] for r in results if r["perplexity"] is not None]
         if ppl:
-            metrics[f"delta_ppl.{method.name}"] = mean_se([p - ppl_before for p in ppl], resamples, seed)
-            metrics[f"ppl_ratio.{method.name}"] = mean_se([p / ppl_before for p in ppl], resamples, seed)
+            metrics[f"delta_ppl.{label}"] = mean_se([p - ppl_before for p in ppl], resamples, seed)
+            metrics[f"ppl_ratio.{label}"] = mean_se([p / ppl_before for p in ppl], resamples, seed)
     return metrics
+
+
+def within_budget(
+    metrics: dict[str, dict[str, Any]], methods: dict[str, ErasureMethod], budget: BudgetConfig
+) -> tuple[dict[str, dict[str, Any]], dict[str, str | None]]:
+    """Per method, the best Rel among its variants whose mean Loc and PPL ratio are within budget
+    (`rel_at_budget.<method>`, 0 when none is: erasing nothing is always within budget), and which
+    variant that was."""
+    best: dict[str, tuple[dict[str, Any], str] | None] = {m.name: None for m in methods.values()}
+    for label, method in methods.items():
+        loc, ppl = metrics.get(f"loc.{label}"), metrics.get(f"ppl_ratio.{label}")
+        ok = (loc is None or loc["mean"] >= budget.min_loc) and (ppl is None or ppl["mean"] <= budget.max_ppl_ratio)
+        rel = metrics.get(f"rel.{label}")
+        current = best[method.name]
+        if ok and rel is not None and (current is None or rel["mean"] > current[0]["mean"]):
+            best[method.name] = (rel, label)
+    out, chosen = {}, {}
+    for name, found in best.items():
+        out[f"rel_at_budget.{name}"] = found[0] if found else {"mean": 0.0, "se": 0.0, "n": 0}
+        chosen[name] = found[1] if found else None
+    return out, chosen
 
 
 def run(ctx: TaskContext) -> dict[str, Any]:
@@ -229,9 +275,12 @@ def run(ctx: TaskContext) -> dict[str, Any]:
             bar.update(1)
     bar.close()
     rows = [done[t.fact.id] for t in targets]
+    metrics = _summarize(config, rows, methods, ppl_injected)
+    at_budget, chosen = within_budget(metrics, methods, config.budget)
     return {
-        "metrics": _summarize(config, rows, methods, ppl_injected),
-        "methods": {m.name: {"options": m.model_dump(), "attribution": m.attribution} for m in methods},
+        "metrics": at_budget | metrics,
+        "budget": {"config": config.budget.model_dump(), "chosen": chosen},
+        "methods": {label: {"options": m.model_dump(), "attribution": m.attribution} for label, m in methods.items()},
         "methods_skipped": skipped,
         "clean_model": setup.clean,
         "injection": setup.injection,
