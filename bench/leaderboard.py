@@ -251,7 +251,21 @@ def _family_table(df: pd.DataFrame, refs: dict[tuple[str, ...], int]) -> str:
     return text + "".join(f"\n\n†{n} mechanical in part: {note}." for note, n in numbers.items())
 
 
+# ΔProb's controls, shown in the markdown table at one k only (the middle one) to keep it readable;
+# csv and json keep every k.
+_CONTROLS = {"delta_prob_unrelated", "delta_prob_random", "kl", "edit_norm"}
+
+
+def _controls_at_one_k(df: pd.DataFrame) -> pd.DataFrame:
+    base, _, suffix = df["metric"].str.partition("@").T.values
+    controls = pd.Series(base, index=df.index).isin(_CONTROLS)
+    ks = sorted({s for s, c in zip(suffix, controls, strict=True) if c and s.isdigit()}, key=int)
+    middle = ks[len(ks) // 2] if ks else ""
+    return df[~controls | (pd.Series(suffix, index=df.index) == middle)]
+
+
 def render(df: pd.DataFrame, command: str, out_dir: Path = Path("."), plots: list[Path] | None = None) -> str:
+    df = _controls_at_one_k(df)
     notes = _footnotes(df)
     refs = {key: i for i, key in enumerate(notes, 1)}
     parts = [
@@ -259,7 +273,8 @@ def render(df: pd.DataFrame, command: str, out_dir: Path = Path("."), plots: lis
         "Each cell is `mean ± bootstrap SE (n)`. Bold: the best value of a column among the lenses "
         "at one site and layer (units at different sites measure different things). Lenses are "
         "compared at equal k; ΔProb is ranked by its specificity (ΔProb on the fact minus ΔProb of "
-        "the same ablation on unrelated facts), the raw drop and its controls shown beside it. "
+        "the same ablation on unrelated facts), the raw drop and its controls (at the middle k; "
+        "every k in the csv and json formats) shown beside it. "
         "† marks a value that is partly mechanical (see the note under its table).",
         f"Regenerate with `{command}`.\n",
     ]

@@ -50,3 +50,6 @@ def test_default_model_knows_facts_and_delta_prob_is_sane(tmp_path, monkeypatch)
     # Ablating more top units removes at least as much probability on average (nested selections).
     assert metrics["delta_prob@1"]["mean"] <= metrics["delta_prob@10"]["mean"] + 0.05
     assert 0 < metrics["delta_prob@10"]["mean"] <= 1
+    # The controls: an edit at the last prompt token, measured, and the same units on unrelated facts.
+    assert all(item["edit_norm"]["1"] > 0 for item in record["items"])
+    assert metrics["specificity@10"]["mean"] <= metrics["delta_prob@10"]["mean"] and metrics["kl@10"]["mean"] >= 0

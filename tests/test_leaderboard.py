@@ -40,7 +40,14 @@ def ablation(specificity: list[float], raw: list[float]) -> dict[str, float]:
 RECORDS = [
     record("mlp_neurons", "blocks.10.mlp.hook_post", ablation([0.05, 0.2, 0.3], [0.1, 0.3, 0.9]), "2026-01-01", "r1"),
     record("mlp_neurons", "blocks.2.mlp.hook_post", ablation([0.1, 0.3, 0.3], [0.2, 0.4, 0.9]), "2026-01-01", "r2"),
-    record("sae_post_mlp", "blocks.2.hook_resid_post", ablation([0.4, 0.5, 0.2], [0.5, 0.8, 0.9]), "2026-01-01", "r3"),
+    # with a control at every k: the markdown shows it at the middle k only
+    record(
+        "sae_post_mlp",
+        "blocks.2.hook_resid_post",
+        ablation([0.4, 0.5, 0.2], [0.5, 0.8, 0.9]) | {"kl@1": 0.01, "kl@5": 0.05, "kl@10": 0.2},
+        "2026-01-01",
+        "r3",
+    ),
     # the same cell computed again later: the newer record wins
     record("mlp_neurons", "blocks.2.mlp.hook_post", ablation([0.15, 0.35, 0.3], [0.25, 0.45, 0.9]), "2026-02-01", "r4"),
     # a baseline at the SAE's site: top raw ΔProb, but bold goes to the best specificity at that site only
