@@ -27,7 +27,7 @@ def schema_version(task_type: str) -> int:
 def record_id(identity: dict[str, Any]) -> str:
     """Stable id of what was computed (model weights, lens, site, task config, schema version);
     not of when or where. Version-1 records predate versioning, so their ids leave it out."""
-    version = schema_version(identity["task"]["type"])
+    version = schema_version(identity["task"].get("type", ""))
     keyed = identity if version == 1 else {**identity, "schema": version}
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -59,7 +59,7 @@ class RecordSlot:
         append_jsonl(self.log_path, items)
 
     def finish(self, record: dict[str, Any]) -> None:
-        version = schema_version(self.identity["task"]["type"])
+        version = schema_version(self.identity["task"].get("type", ""))
         write_json_atomic(self.path, {"schema": version, "id": self.id, **self.identity, **record})
         self.log_path.unlink(missing_ok=True)
 

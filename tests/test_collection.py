@@ -106,9 +106,9 @@ def test_threshold_expectations_pass_and_fail_with_exit_codes(
     assert "FAILED   delta_prob@3 > 1.5" in out and "1 failed" in out
 
 
-def test_lens_comparison_expectations(tmp_path, tiny_model_dirs, tiny_task, pararel_dir, capsys):
+def test_lens_comparison_expectations(tmp_path, tiny_model_dirs, tiny_task, corpus_dir, capsys):
     with_expectations(tiny_task, "random beats mlp_neurons on delta_prob@1")
-    code = run(tmp_path, tiny_model_dirs, tiny_task, pararel_dir, "--units", "mlp_neurons,random")
+    code = run(tmp_path, tiny_model_dirs, tiny_task, corpus_dir, "--units", "mlp_neurons,random")
     records = {
         json.loads(p.read_text())["lens"]["name"]: json.loads(p.read_text())
         for p in (tmp_path / "results").rglob("*.json")
@@ -119,7 +119,7 @@ def test_lens_comparison_expectations(tmp_path, tiny_model_dirs, tiny_task, para
     assert code == (0 if beats else 1)
     assert ("PASSED" if beats else "FAILED") in capsys.readouterr().out
     # with one side missing, the comparison is skipped, not failed
-    assert run(tmp_path, tiny_model_dirs, tiny_task, pararel_dir, "--units", "mlp_neurons") == 0
+    assert run(tmp_path, tiny_model_dirs, tiny_task, corpus_dir, "--units", "mlp_neurons") == 0
     assert "SKIPPED" in capsys.readouterr().out
 
 
