@@ -21,7 +21,6 @@ from bench.scoring import Batch
 from bench.sites import hooked
 
 Positions = Literal["last", "all_but_first", "all"]
-POSITIONS: tuple[Positions, ...] = ("last", "all_but_first", "all")
 
 
 def position_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor, last: torch.Tensor | None, where: Positions):
