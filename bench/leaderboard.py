@@ -40,7 +40,7 @@ _METRIC_NAMES = {
     "kl": "KL WikiText",
     "edit_norm": "‖Δh‖/‖h‖",
     "p_clean": "P(answer)",
-    "cohens_d": "Cohen's d",
+    "median_d": "median Cohen's d",
     "auroc": "AUROC",
     "is_sampled": "IS (sampled units)",
     "is_attributed": "IS (fact units)",

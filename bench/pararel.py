@@ -103,6 +103,12 @@ class Relation:
         pattern = next(p for p in self.patterns if str(p[0]) == index)
         return [self.fact(r, pattern) for r in self.tuples if r["obj_label"] == fact.answer and r["uuid"] != uuid]
 
+    def other_objects(self, fact: Fact) -> list[Fact]:
+        """Other subjects with another object, through the fact's own pattern."""
+        index = fact.id.split("/")[1]
+        pattern = next(p for p in self.patterns if str(p[0]) == index)
+        return [self.fact(r, pattern) for r in self.tuples if r["obj_label"] != fact.answer]
+
 
 def check_relations(relations: list[str] | None) -> list[str]:
     chosen = list(relations or RELATIONS)

@@ -17,7 +17,13 @@ from bench.io import append_jsonl, read_jsonl_repairing, write_json_atomic
 # A task type's version goes up whenever what its records mean changes (a metric's definition,
 # its controls, the facts it samples). Records of another version are neither reused nor shown,
 # so old and new definitions never mix in one leaderboard.
-SCHEMA_VERSIONS = {"knowledge_ablation": 2, "privacy_erasure": 2}
+SCHEMA_VERSIONS = {
+    "knowledge_ablation": 2,  # ablation at the attributed positions, controls, capped fact sampling
+    "privacy_erasure": 2,  # sweeps, FeatureEdit by projection, Rel at a side-effect budget
+    "interpretability": 2,  # explanation and held-out windows from disjoint contexts
+    "monosemanticity": 2,  # same-relation negatives, floored pooled SD, median d
+    "sparse_probing": 2,  # whole UD sentences and whole ParaRel patterns held out
+}
 
 
 def schema_version(task_type: str) -> int:

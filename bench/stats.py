@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -19,32 +20,56 @@ def mean_se(
     whole clusters, since values within a cluster are not independent; scipy.stats.bootstrap
     resamples single observations only, hence the few lines of numpy for that case.
     """
+    data = _checked(values)
+    if clusters is not None:
+        return _clustered(data, list(clusters), resamples, seed, np.mean)
+    return {"mean": float(data.mean()), "se": _se(data, resamples, seed, np.mean), "n": int(data.size)}
+
+
+def median_se(
+    values: Sequence[float], resamples: int, seed: int, clusters: Sequence[str] | None = None
+) -> dict[str, float | int]:
+    """Median, its bootstrap standard error, and n (for heavy-tailed metrics such as Cohen's d).
+
+    The value sits under "mean" like every other summary, so tables and plots read it the
+    same way; "statistic" says it is a median.
+    """
+    data = _checked(values)
+    if clusters is not None:
+        summary = _clustered(data, list(clusters), resamples, seed, np.median)
+    else:
+        summary = {"mean": float(np.median(data)), "se": _se(data, resamples, seed, np.median), "n": int(data.size)}
+    return {**summary, "statistic": "median"}
+
+
+def _checked(values: Sequence[float]) -> np.ndarray:
     data = np.asarray(values, dtype=float)
     if data.size == 0:
         raise BenchError("no values to summarize: the task kept no items (check the data filter and --limit).")
     if not np.isfinite(data).all():
         raise BenchError("a metric came out NaN or infinite; refusing to average it.")
-    if clusters is not None:
-        return _clustered(data, list(clusters), resamples, seed)
+    return data
+
+
+def _se(data: np.ndarray, resamples: int, seed: int, statistic: Callable[..., Any]) -> float:
     if data.size == 1 or np.ptp(data) == 0:
-        se = 0.0  # scipy's bootstrap is undefined for degenerate samples; the spread is truly zero
-    else:
-        result = stats.bootstrap(
-            (data,), np.mean, n_resamples=resamples, method="percentile", rng=np.random.default_rng(seed)
-        )
-        se = float(result.standard_error)
-    return {"mean": float(data.mean()), "se": se, "n": int(data.size)}
+        return 0.0  # scipy's bootstrap is undefined for degenerate samples; the spread is truly zero
+    result = stats.bootstrap(
+        (data,), statistic, n_resamples=resamples, method="percentile", rng=np.random.default_rng(seed)
+    )
+    return float(result.standard_error)
 
 
-def _clustered(data: np.ndarray, clusters: list[str], resamples: int, seed: int) -> dict[str, float | int]:
+def _clustered(
+    data: np.ndarray, clusters: list[str], resamples: int, seed: int, statistic: Callable[..., Any]
+) -> dict[str, float | int]:
     if len(clusters) != data.size:
         raise BenchError(f"{len(clusters)} cluster labels for {data.size} values.")
     labels = sorted(set(clusters))
     index = np.array([labels.index(c) for c in clusters])
-    sums = np.bincount(index, weights=data, minlength=len(labels))
-    counts = np.bincount(index, minlength=len(labels)).astype(float)
+    members = [data[index == i] for i in range(len(labels))]
     draws = np.random.default_rng(seed).integers(0, len(labels), size=(resamples, len(labels)))
-    # the mean over every value of the drawn clusters (a cluster drawn twice counts twice)
-    means = sums[draws].sum(1) / counts[draws].sum(1)
-    se = float(means.std(ddof=1)) if len(labels) > 1 else 0.0
-    return {"mean": float(data.mean()), "se": se, "n": int(data.size), "clusters": len(labels)}
+    # the statistic over every value of the drawn clusters (a cluster drawn twice counts twice)
+    values = [statistic(np.concatenate([members[i] for i in draw])) for draw in draws]
+    se = float(np.std(values, ddof=1)) if len(labels) > 1 else 0.0
+    return {"mean": float(statistic(data)), "se": se, "n": int(data.size), "clusters": len(labels)}

@@ -10,11 +10,11 @@ import torch
 from tqdm import tqdm
 
 from bench.context import TaskContext
-from bench.judges import Example
+from bench.judges import Example, Judge
 from bench.lens import Lens
 from bench.registry import plugins
 from bench.results import RecordSlot
-from bench.tasks.interpretability import InterpretabilityConfig, run
+from bench.tasks.interpretability import ExamplesConfig, InterpretabilityConfig, run, score_unit, split_contexts
 
 N_NOISE = 20
 
@@ -84,3 +84,42 @@ def test_judge_contract(name: str) -> None:
     assert [len(p) for p in predicted] == [3, 2]
     assert predicted == judge.simulate(explanation, windows)  # deterministic
     assert predicted[0][2] > predicted[1][1]  # 'Paris' looks more like the explanation than 'dog'
+
+
+class RecordingJudge(Judge):
+    """Keeps the tokens it was shown to explain and asked to simulate."""
+
+    def __init__(self) -> None:
+        self.explained: list[str] = []
+        self.simulated: list[str] = []
+
+    def explain(self, examples):
+        self.explained += [t for ex in examples for t in ex.tokens]
+        return "x"
+
+    def simulate(self, explanation, windows):
+        self.simulated += [t for w in windows for t in w]
+        return [[0.0] * len(w) for w in windows]
+
+
+def test_explanation_and_heldout_windows_come_from_distinct_contexts() -> None:
+    context_len, n_contexts = 10, 40
+    rng = np.random.default_rng(0)
+    acts = rng.random(context_len * n_contexts - 3)  # a short last context
+    acts[::7] += 5.0  # several strong peaks inside every context
+    texts = [f"{row // context_len}:{row % context_len}" for row in range(len(acts))]
+    explain_half = split_contexts(len(acts), context_len, seed=0)
+    assert explain_half.sum() == n_contexts // 2
+    judge = RecordingJudge()
+    config = ExamplesConfig(window=4, explain=6, heldout_top=5, heldout_random=5)
+    result = score_unit(judge, acts, texts, context_len, explain_half, config, seed=1)
+
+    def contexts(tokens: list[str]) -> list[int]:
+        return [int(t.split(":")[0]) for t in tokens]
+
+    assert set(contexts(judge.explained)) == set(result["contexts"]["explain"])
+    assert set(contexts(judge.simulated)) == set(result["contexts"]["heldout"])
+    assert all(explain_half[contexts(judge.explained)]) and not any(explain_half[contexts(judge.simulated)])
+    # one window per context: no token is shown twice
+    assert len(judge.simulated) == len(set(judge.simulated)) and len(judge.explained) == len(set(judge.explained))
+    assert len(result["contexts"]["explain"]) == 6 and len(result["contexts"]["heldout"]) == 10

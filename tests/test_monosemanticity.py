@@ -18,7 +18,7 @@ filter: {greedy_correct: false}
 attribution: {method: gradient_x_activation}
 top_k: 3
 related: {max_paraphrases: 4, max_same_object: 4, min_related: 2}
-unrelated: 4
+negatives: {count: 4}
 mixing: {shares: [0.0, 0.5, 1.0], prompts: 10}
 layers: [1]
 bootstrap: {resamples: 50}
@@ -32,6 +32,8 @@ def test_cohens_d_and_auroc_by_hand() -> None:
     # 12 (related, unrelated) pairs: related wins 11, ties once (2 vs 2)
     assert auroc(related, unrelated) == pytest.approx(11.5 / 12)
     assert cohens_d(np.zeros(3), np.zeros(4)) == 0.0
+    # both samples constant: the pooled SD is floored at 0.1 x their RMS, not 0
+    assert cohens_d(np.ones(3), np.zeros(4), sd_floor=0.1) == pytest.approx(1.0 / (0.1 * np.sqrt(3 / 7)))
 
 
 def test_monosemanticity_runs_end_to_end(tmp_path, tiny_model_dirs, pararel_dir) -> None:
@@ -52,7 +54,14 @@ def test_monosemanticity_runs_end_to_end(tmp_path, tiny_model_dirs, pararel_dir)
     assert len(kept) == 6 + 3  # every P17 fact has two paraphrases; Alice, Eve and Frank share Paris
     assert record["skipped_facts"] == 3  # Bob, Carol and Dave have no related prompt
     assert all(item["n_related"] == 2 for item in kept)
+    # negatives share the fact's relation and have another object: P17 has 5 other objects
+    # (4 drawn); Alice, Eve and Frank (born in Paris) have only Bob, Carol and Dave
+    assert [item["n_negatives"] for item in kept if item["relation"] == "P17"] == [4] * 6
+    assert [item["n_negatives"] for item in kept if item["relation"] == "P19"] == [3] * 3
     assert record["metrics"]["auroc"]["n"] == 3 * len(kept)
+    d = [v for item in kept for v in item["cohens_d"]]
+    assert record["metrics"]["median_d"]["mean"] == pytest.approx(np.median(d))
+    assert record["metrics"]["median_d"]["statistic"] == "median"
     assert 0 <= record["metrics"]["auroc"]["mean"] <= 1
     assert record["distribution"]["cohens_d"]["q1"] <= record["distribution"]["cohens_d"]["q3"]
     assert (path.parent / record["artifacts"]["mixing_plot"]).stat().st_size > 1000

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
+import numpy as np
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
@@ -11,9 +13,10 @@ from tqdm import tqdm
 from transformers import PreTrainedTokenizerFast
 
 from bench.context import TaskContext
+from bench.errors import BenchError
 from bench.lens import Lens
 from bench.results import RecordSlot
-from bench.tasks.sparse_probing import SparseProbingConfig, run, token_dataset
+from bench.tasks.sparse_probing import SparseProbingConfig, held_out_groups, run, token_dataset
 from bench.ud import Word, last_subtokens, load_sentences
 from tests.conftest import FACTS, run_cli
 
@@ -119,17 +122,39 @@ def test_words_on_the_first_position_are_left_out_by_default(tiny_llama, ud_dir,
     )
     slot = RecordSlot(tmp_path, {"task": {"name": "sp"}, "model": {"id": "m"}, "lens": {"name": "n", "site": "s"}})
     ctx = TaskContext(tiny_llama, NameDetector(), config, 16, ud_dir, slot, lambda d, t, i: tqdm(total=t, disable=True))
-    acts, labels, words = token_dataset(ctx, config)
+    data = token_dataset(ctx, config)
     sentences = load_sentences(ud_dir, "dev")
     every_word = sum(len(s.words) for s in sentences)  # each test word is one token of the tiny vocabulary
-    assert len(acts) == len(words) == len(labels["upos:PROPN"]) == every_word - (len(sentences) if skip else 0)
-    assert labels["upos:PROPN"].sum() == (1 if skip else 2) * len(sentences)  # subject first, object last
+    n = every_word - (len(sentences) if skip else 0)
+    assert len(data.acts) == len(data.texts) == len(data.labels["upos:PROPN"]) == len(data.test) == n
+    assert data.labels["upos:PROPN"].sum() == (1 if skip else 2) * len(sentences)  # subject first, object last
+    # whole sentences are held out (24 of the 80): every row of a sentence is on one side
+    assert data.held_out == {"sentences": 24, "of": 80}
+    by_sentence = data.test.reshape(len(sentences), -1)  # every test sentence has the same number of words
+    assert by_sentence.sum() == 24 * by_sentence.shape[1]
+    assert (by_sentence.all(1) | ~by_sentence.any(1)).all()
+
+
+def test_held_out_groups_keeps_every_stratum_on_both_sides() -> None:
+    relations = np.repeat(["P17", "P19", "P36"], [4, 6, 20])
+    n_patterns = np.repeat([2, 3, 10], [4, 6, 20])
+    patterns = np.array([f"{r}/{i % n}" for i, (r, n) in enumerate(zip(relations, n_patterns, strict=True))])
+    test = held_out_groups(patterns, 0.3, seed=0, strata=relations)
+    for relation, n_patterns, n_test in (("P17", 2, 1), ("P19", 3, 1), ("P36", 10, 3)):
+        mine = relations == relation
+        assert len(set(patterns[mine & test])) == n_test and len(set(patterns[mine & ~test])) == n_patterns - n_test
+    assert not set(patterns[test]) & set(patterns[~test])  # a pattern is never on both sides
+    with pytest.raises(BenchError, match="single group"):
+        held_out_groups(np.array(["a", "a"]), 0.3, seed=0)
 
 
 @pytest.mark.parametrize("units", ["mlp_neurons", "neuron_clusters"])
 def test_sparse_probing_through_the_cli_and_leaderboard(tmp_path, tiny_model_dirs, ud_dir, units: str) -> None:
     from bench.cli import main
 
+    for relation, pattern in (("P17", "[X] , which is located in [Y] ."), ("P19", "[X] is a native of [Y] .")):
+        with (ud_dir / "pararel" / "patterns" / f"{relation}.jsonl").open("a") as f:
+            f.write(json.dumps({"pattern": pattern}) + "\n")
     task = tmp_path / "probe.yaml"
     task.write_text(
         "type: sparse_probing\ndescription: t\nlayers: [1]\nk: [1, 2]\nmax_per_class: 50\n"
@@ -142,4 +167,7 @@ def test_sparse_probing_through_the_cli_and_leaderboard(tmp_path, tiny_model_dir
     text = board.read_text()
     assert "## Probing" in text and "probe: mean F1@1" in text and "sparse_probing_f1.png" in text
     assert "probe: F1 UD tokens@1" in text  # the relations have too few tiny facts to be probed
+    (record,) = [json.loads(p.read_text()) for p in results.rglob("*.json")]
+    held_out = record["held_out"]["patterns"]  # one of each relation's two patterns
+    assert sorted(p.split("/")[0] for p in held_out) == ["P17", "P19"]
     assert (board.parent / "sparse_probing_f1.png").stat().st_size > 1000

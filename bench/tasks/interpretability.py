@@ -1,10 +1,12 @@
 """Interpretability score (IS): can a judge predict a unit's activations from an explanation?
 
 Simulation scoring (Bills et al. 2023), METHODS.md "Interpretability score": for each scored
-unit, its top-activating windows over a corpus (from the shared cached activation pass) are
-split alternately into explanation examples and held-out ones; random windows are added to
-the held-out set; the judge explains from the first and simulates the second;
-IS = Pearson correlation of predicted and true activations over every held-out token.
+unit, the corpus's contexts (from the shared cached activation pass) are split once, seeded,
+into an explanation half and a held-out half; the explainer sees the unit's top windows from
+the first half, and the simulator predicts its top and random windows from the second, at
+most one window per context, so no held-out token was ever shown to the explainer and no
+two windows overlap; IS = Pearson correlation of predicted and true activations over every
+held-out token.
 Units scored: a seeded sample of the lens's units, and separately the units attributed to
 known facts (the ΔProb attribution). Units that never fire on the corpus have no IS and are
 counted, not scored.
@@ -89,32 +91,66 @@ def _window(row: int, length: int, context_len: int) -> range:
     return range(start, row + 1)
 
 
+def split_contexts(n_tokens: int, context_len: int, seed: int) -> np.ndarray:
+    """Per context of the corpus: True for the explanation half, False for the held-out half."""
+    n_contexts = -(-n_tokens // context_len)
+    explain = np.zeros(n_contexts, dtype=bool)
+    explain[np.random.default_rng(seed).permutation(n_contexts)[: n_contexts // 2]] = True
+    return explain
+
+
+def _peaks(acts: np.ndarray, context_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per context: the row of the unit's highest activation, and that activation."""
+    grid = np.pad(acts, (0, -len(acts) % context_len), constant_values=-np.inf).reshape(-1, context_len)
+    return np.arange(len(grid)) * context_len + grid.argmax(1), grid.max(1)
+
+
 def score_unit(
-    judge: Judge, acts: np.ndarray, texts: Sequence[str], context_len: int, config: ExamplesConfig, seed: int
+    judge: Judge,
+    acts: np.ndarray,
+    texts: Sequence[str],
+    context_len: int,
+    explain_half: np.ndarray,
+    config: ExamplesConfig,
+    seed: int,
 ) -> dict[str, Any]:
-    """IS of one unit from its activations over the corpus ([n_tokens]) and the token texts."""
+    """IS of one unit from its activations over the corpus ([n_tokens]), the token texts and
+    the context split (`split_contexts`)."""
     if acts.max() <= 0:
         return {"is": None, "reason": "never active on the corpus"}
-    order = np.argsort(-acts, kind="stable")
-    n_top = 2 * max(config.explain, config.heldout_top)
-    top = order[:n_top]
-    explain_rows, heldout_rows = list(top[0::2][: config.explain]), list(top[1::2][: config.heldout_top])
+    peak_rows, peaks = _peaks(acts, context_len)
+
+    def top_contexts(half: np.ndarray, n: int) -> np.ndarray:
+        contexts = np.flatnonzero(half)
+        return contexts[np.argsort(-peaks[contexts], kind="stable")[:n]]
+
+    explain_contexts = top_contexts(explain_half, config.explain)
+    heldout_contexts = top_contexts(~explain_half, config.heldout_top)
     rng = np.random.default_rng(seed)
-    heldout_rows += list(rng.choice(len(acts), size=config.heldout_random, replace=False))
+    unused = np.setdiff1d(np.flatnonzero(~explain_half), heldout_contexts)
+    random_contexts = rng.choice(unused, size=min(config.heldout_random, len(unused)), replace=False)
+    # a random token of each random context (the last context may be short)
+    random_rows = [
+        c * context_len + int(rng.integers(min(context_len, len(acts) - c * context_len))) for c in random_contexts
+    ]
 
     def example(row: int) -> Example:
         rows = _window(int(row), config.window, context_len)
         return Example(tuple(texts[r] for r in rows), tuple(float(acts[r]) for r in rows))
 
-    explanation = judge.explain([example(r) for r in explain_rows])
-    heldout = [example(r) for r in heldout_rows]
+    explanation = judge.explain([example(peak_rows[c]) for c in explain_contexts])
+    heldout = [example(peak_rows[c]) for c in heldout_contexts] + [example(r) for r in random_rows]
     predicted = judge.simulate(explanation, [ex.tokens for ex in heldout])
     pred = np.concatenate([np.asarray(p, dtype=float) for p in predicted])
     true = np.concatenate([np.asarray(ex.activations) for ex in heldout])
     if len(pred) != len(true):
         raise BenchError(f"the judge returned {len(pred)} predictions for {len(true)} tokens.")
     score = 0.0 if pred.std() == 0 or true.std() == 0 else float(np.corrcoef(pred, true)[0, 1])
-    return {"is": score, "explanation": explanation}
+    contexts = {
+        "explain": explain_contexts.tolist(),
+        "heldout": [*heldout_contexts.tolist(), *random_contexts.tolist()],
+    }
+    return {"is": score, "explanation": explanation, "contexts": contexts}
 
 
 def _attributed_units(ctx: TaskContext, config: InterpretabilityConfig) -> list[int]:
@@ -148,6 +184,8 @@ def run(ctx: TaskContext) -> dict[str, Any]:
     groups = {"sampled": sampled, "attributed": _attributed_units(ctx, config)}
     units = sorted(set(groups["sampled"]) | set(groups["attributed"]))
 
+    context_len = spec.context_size - 1
+    explain_half = split_contexts(len(ids), context_len, config.seed)
     done = {row["id"]: row for row in ctx.slot.done_items()}
     todo = [u for u in units if str(u) not in done]
     bar = ctx.progress("units", len(units), len(units) - len(todo))
@@ -158,7 +196,7 @@ def run(ctx: TaskContext) -> dict[str, Any]:
             {
                 "id": str(u),
                 "unit": u,
-                **score_unit(judge, acts[:, j], texts, spec.context_size - 1, config.examples, config.seed + u),
+                **score_unit(judge, acts[:, j], texts, context_len, explain_half, config.examples, config.seed + u),
             }
             for j, u in enumerate(chunk)
         ]

@@ -2,9 +2,14 @@
 
 For each known fact: its top-k units (the ΔProb attribution); their activations at the last
 prompt token on related prompts (the same fact through other ParaRel paraphrases, and other
-subjects with the same relation and object) and on unrelated facts (other relations). Per
-unit: Cohen's d and AUROC of related versus unrelated, with activations taken in the direction the
-unit fires on the fact itself (neurons can fire negatively). The paper's mixing experiment
+subjects with the same relation and object) and on negatives. By default the negatives are
+facts of the same relation with another object, through the fact's own pattern: negatives
+from other relations differ in their template, and any unit that tracks the template
+separates them, so they measure relation selectivity rather than fact selectivity. Per
+unit: Cohen's d and AUROC of related versus negatives, with activations taken in the
+direction the unit fires on the fact itself (neurons can fire negatively), and a floor on
+the pooled SD so that a unit nearly constant on both sets does not reach d in the hundreds.
+Cohen's d is heavy-tailed, so the headline is its median. The paper's mixing experiment
 (prompt sets with 0-100% related facts) reuses those activations and is drawn as a PNG.
 See METHODS.md, "Monosemanticity".
 """
@@ -24,7 +29,7 @@ from bench.errors import BenchError
 from bench.pararel import Fact, load_facts, load_relation
 from bench.plots import mixing_histograms
 from bench.scoring import encode
-from bench.stats import mean_se
+from bench.stats import mean_se, median_se
 from bench.tasks.facts import AttributionConfig, BootstrapConfig, DataConfig, FilterConfig, Section, known_facts
 from bench.taskspec import TaskConfig
 
@@ -40,6 +45,11 @@ class MixingConfig(Section):
     prompts: int = Field(40, ge=1, description="prompts per set")
 
 
+class NegativesConfig(Section):
+    source: Literal["same_relation", "other_relations"] = "same_relation"
+    count: int = Field(32, ge=2, description="negative prompts per target fact")
+
+
 class MonosemanticityConfig(TaskConfig):
     type: Literal["monosemanticity"]
     data: DataConfig = DataConfig()
@@ -47,28 +57,32 @@ class MonosemanticityConfig(TaskConfig):
     attribution: AttributionConfig = AttributionConfig()
     top_k: int = Field(5, ge=1)
     related: RelatedConfig = RelatedConfig()
-    unrelated: int = Field(32, ge=2, description="unrelated facts per target fact")
+    negatives: NegativesConfig = NegativesConfig()
+    sd_floor: float = Field(0.1, ge=0, description="pooled SD >= sd_floor x the unit's RMS activation on these prompts")
     mixing: MixingConfig = MixingConfig()
     bootstrap: BootstrapConfig = BootstrapConfig()
 
 
-def cohens_d(related: np.ndarray, unrelated: np.ndarray) -> float:
-    """Standardized mean difference with the pooled SD; 0 when both samples are constant."""
-    n1, n2 = len(related), len(unrelated)
-    pooled = ((n1 - 1) * related.var(ddof=1) + (n2 - 1) * unrelated.var(ddof=1)) / (n1 + n2 - 2)
-    return 0.0 if pooled == 0 else float((related.mean() - unrelated.mean()) / np.sqrt(pooled))
+def cohens_d(related: np.ndarray, negatives: np.ndarray, sd_floor: float = 0.0) -> float:
+    """Standardized mean difference with the pooled SD, floored at `sd_floor` x the RMS of
+    both samples together; 0 when both samples are constant zero."""
+    n1, n2 = len(related), len(negatives)
+    pooled = ((n1 - 1) * related.var(ddof=1) + (n2 - 1) * negatives.var(ddof=1)) / (n1 + n2 - 2)
+    rms = np.sqrt(np.mean(np.r_[related, negatives] ** 2))
+    sd = max(np.sqrt(pooled), sd_floor * rms)
+    return 0.0 if sd == 0 else float((related.mean() - negatives.mean()) / sd)
 
 
-def auroc(related: np.ndarray, unrelated: np.ndarray) -> float:
-    labels = np.r_[np.ones(len(related)), np.zeros(len(unrelated))]
-    return float(roc_auc_score(labels, np.r_[related, unrelated]))
+def auroc(related: np.ndarray, negatives: np.ndarray) -> float:
+    labels = np.r_[np.ones(len(related)), np.zeros(len(negatives))]
+    return float(roc_auc_score(labels, np.r_[related, negatives]))
 
 
 def orient_to_fact(acts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Signs of row 0 (the fact's own prompt) and the other rows multiplied by them.
 
     Neurons of gated MLPs fire with either sign: a unit "fires" in the direction of its
-    activation on the fact itself, so related and unrelated prompts are compared along it.
+    activation on the fact itself, so related prompts and negatives are compared along it.
     """
     sign = np.where(acts[0] < 0, -1.0, 1.0)
     return sign, acts[1:] * sign
@@ -82,34 +96,39 @@ def _prompt_sets(
         relation.paraphrases(fact)[: config.related.max_paraphrases]
         + relation.same_object(fact)[: config.related.max_same_object]
     )
-    others = [f for f in pool if f.relation != fact.relation]
-    unrelated = random.Random(f"{config.seed}/{fact.id}").sample(others, min(config.unrelated, len(others)))
-    return related, unrelated
+    if config.negatives.source == "same_relation":
+        others = relation.other_objects(fact)
+    else:
+        others = [f for f in pool if f.relation != fact.relation]
+    negatives = random.Random(f"{config.seed}/{fact.id}").sample(others, min(config.negatives.count, len(others)))
+    return related, negatives
 
 
 def _process(ctx: TaskContext, config: MonosemanticityConfig, fact: Fact, pool: list[Fact]) -> dict[str, Any]:
-    related, unrelated = _prompt_sets(ctx, config, fact, pool)
+    related, negatives = _prompt_sets(ctx, config, fact, pool)
     if len(related) < config.related.min_related:
         return {"id": fact.id, "skipped": f"only {len(related)} related prompts"}
+    if len(negatives) < 2:
+        return {"id": fact.id, "skipped": f"only {len(negatives)} negative prompts"}
     tok, lens = ctx.loaded.tokenizer, ctx.lens
     method, steps = config.attribution.method, config.attribution.ig_steps
     units = attribute(ctx.loaded, lens, encode(tok, [fact]), method, steps, ctx.batch_size)[0].topk(config.top_k)
-    prompts = encode(tok, [fact, *related, *unrelated])
+    prompts = encode(tok, [fact, *related, *negatives])
     acts = attribute(ctx.loaded, lens, prompts, "activation", 1, ctx.batch_size)[:, units.indices].numpy()
     sign, acts = orient_to_fact(acts)
-    rel, unrel = acts[: len(related)], acts[len(related) :]
+    rel, neg = acts[: len(related)], acts[len(related) :]
     return {
         "id": fact.id,
         "relation": fact.relation,
         "units": units.indices.tolist(),
         "signs": sign.tolist(),
-        "cohens_d": [cohens_d(rel[:, j], unrel[:, j]) for j in range(config.top_k)],
-        "auroc": [auroc(rel[:, j], unrel[:, j]) for j in range(config.top_k)],
+        "cohens_d": [cohens_d(rel[:, j], neg[:, j], config.sd_floor) for j in range(config.top_k)],
+        "auroc": [auroc(rel[:, j], neg[:, j]) for j in range(config.top_k)],
         "n_related": len(related),
-        "n_unrelated": len(unrelated),
+        "n_negatives": len(negatives),
         # the top unit's activations, kept for the mixing experiment (and so a resumed run can redo it)
         "top_unit_related": rel[:, 0].tolist(),
-        "top_unit_unrelated": unrel[:, 0].tolist(),
+        "top_unit_negatives": neg[:, 0].tolist(),
     }
 
 
@@ -121,9 +140,9 @@ def _mixing(config: MonosemanticityConfig, rows: list[dict[str, Any]]) -> dict[s
         n_related = round(share * config.mixing.prompts)
         values = []
         for row in rows:
-            rel, unrel = row["top_unit_related"], row["top_unit_unrelated"]
-            scale = max(map(abs, rel + unrel)) or 1.0
-            chosen = rng.choices(rel, k=n_related) + rng.choices(unrel, k=config.mixing.prompts - n_related)
+            rel, neg = row["top_unit_related"], row["top_unit_negatives"]
+            scale = max(map(abs, rel + neg)) or 1.0
+            chosen = rng.choices(rel, k=n_related) + rng.choices(neg, k=config.mixing.prompts - n_related)
             values.extend(v / scale for v in chosen)
         out[f"{share:g}"] = values
     return out
@@ -159,6 +178,7 @@ def run(ctx: TaskContext) -> dict[str, Any]:
         )
     d = [v for row in rows for v in row["cohens_d"]]
     auc = [v for row in rows for v in row["auroc"]]
+    relations = [row["relation"] for row in rows for _ in row["cohens_d"]]  # units of one relation are not independent
     resamples = config.bootstrap.resamples
     mixing = _mixing(config, rows)
     plot = mixing_histograms(
@@ -167,7 +187,10 @@ def run(ctx: TaskContext) -> dict[str, Any]:
         ctx.slot.path.with_suffix(".mixing.png"),
     )
     return {
-        "metrics": {"cohens_d": mean_se(d, resamples, config.seed), "auroc": mean_se(auc, resamples, config.seed)},
+        "metrics": {
+            "median_d": median_se(d, resamples, config.seed, relations),
+            "auroc": mean_se(auc, resamples, config.seed, relations),
+        },
         "distribution": {"cohens_d": _distribution(d), "auroc": _distribution(auc)},
         "skipped_facts": len(facts) - len(rows),
         "artifacts": {"mixing_plot": plot.name},

@@ -3,31 +3,35 @@
 Token-level binary features from UD English-EWT (a word's label on its last sub-token, see
 bench.ud; a word ending on the sequence's first token is left out by default) and
 prompt-level ones (which ParaRel relation a prompt expresses, one versus rest, at the last
-prompt token). Per feature: a balanced, capped sample; a 70/30 split with
-a fixed seed; k units selected on the training part by mean difference (or by an L1
-logistic regression); a class-balanced logistic-regression probe on those k; F1 of the
-positive class (precision, recall, AUROC too) on the test part, for every k.
+prompt token). The train/test split holds out whole groups, so no test example shares its
+context with a training one: 30 % of the UD sentences (seeded), and for ParaRel 30 % of
+each relation's patterns (each subject appears once, through one pattern), since a probe
+tested on the training templates can learn the template instead of the relation. Per
+feature: a balanced, capped sample on each side; k units selected on the training part by
+mean difference (or by an L1 logistic regression); a class-balanced logistic-regression
+probe on those k; F1 of the positive class (precision, recall, AUROC too) on the test part,
+for every k.
 See METHODS.md, "Sparse probing".
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
 from pydantic import Field
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from bench.context import TaskContext
 from bench.errors import BenchError
 from bench.lens import lensed
-from bench.pararel import load_facts
+from bench.pararel import Fact, check_relations, load_relation
 from bench.stats import mean_se
 from bench.tasks.facts import BootstrapConfig, Section
 from bench.taskspec import TaskConfig
@@ -50,7 +54,7 @@ class TokenData(Section):
 
 class PromptData(Section):
     relations: list[str] = Field(["P17", "P19", "P36", "P101", "P103", "P1376"], min_length=2)
-    prompts_per_relation: int = Field(60, ge=4)
+    prompts_per_relation: int = Field(60, ge=4, description="subjects per relation, spread over its patterns")
 
 
 class SparseProbingConfig(TaskConfig):
@@ -60,7 +64,7 @@ class SparseProbingConfig(TaskConfig):
     max_per_class: int = Field(400, ge=10, description="cap on positives and on negatives per feature")
     selection: Literal["mean_difference", "l1"] = "mean_difference"
     k: list[int] = Field([1, 2, 4, 8, 16, 32, 64], min_length=1)
-    test_fraction: float = Field(0.3, gt=0, lt=1)
+    test_fraction: float = Field(0.3, gt=0, lt=1, description="share of sentences / of each relation's patterns")
     top_tokens: int = Field(10, ge=1, description="top-activating tokens shown for each 1-sparse probe's unit")
     bootstrap: BootstrapConfig = BootstrapConfig()
 
@@ -88,8 +92,36 @@ def _unit_rows(ctx: TaskContext, texts: Sequence[str], pick: Callable[[int, Any]
     return out
 
 
-def token_dataset(ctx: TaskContext, config: SparseProbingConfig) -> tuple[np.ndarray, dict[str, np.ndarray], list[str]]:
-    """Unit activations at every labelled word's last sub-token, the labels per feature, and the token texts."""
+class Dataset(NamedTuple):
+    acts: np.ndarray  # [n_examples, n_units]
+    labels: dict[str, np.ndarray]  # feature name -> [n_examples] bool
+    texts: list[str]
+    test: np.ndarray  # [n_examples] bool: held out (whole sentences or whole patterns)
+    held_out: dict[str, Any]  # which groups were held out, for the record
+
+
+def held_out_groups(groups: np.ndarray, fraction: float, seed: int, strata: np.ndarray | None = None) -> np.ndarray:
+    """Test mask over examples that holds out a seeded `fraction` of whole groups.
+
+    With `strata`, the fraction is taken within each stratum (each relation's patterns) and
+    every stratum keeps at least one group on each side; sklearn's GroupShuffleSplit splits
+    the groups globally and can leave a relation with no held-out pattern.
+    """
+    strata = np.zeros(len(groups), dtype=int) if strata is None else strata
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(groups), dtype=bool)
+    for stratum in np.unique(strata):
+        names = np.unique(groups[strata == stratum])
+        if len(names) < 2:
+            raise BenchError(f"{stratum!r} has a single group ({names[0]!r}): nothing to hold out.")
+        n_test = min(max(1, round(fraction * len(names))), len(names) - 1)
+        test |= (strata == stratum) & np.isin(groups, rng.permutation(names)[:n_test])
+    return test
+
+
+def token_dataset(ctx: TaskContext, config: SparseProbingConfig) -> Dataset:
+    """Unit activations at every labelled word's last sub-token, the labels per feature, the
+    token texts, and which rows belong to held-out sentences."""
     sentences = load_sentences(ctx.data_dir, config.tokens.split, config.tokens.max_sentences)
     if not sentences:
         raise BenchError("no UD sentences were read; check the data directory.")
@@ -106,20 +138,41 @@ def token_dataset(ctx: TaskContext, config: SparseProbingConfig) -> tuple[np.nda
 
     acts = np.concatenate(_unit_rows(ctx, [s.text for s in sentences], pick))
     words = [sentences[i].words[w] for i, pairs in enumerate(aligned) for w, _ in pairs]
+    sentence_of_row = np.array([i for i, pairs in enumerate(aligned) for _ in pairs])
     labels = {f: np.array([word_label(word, f) for word in words]) for f in config.tokens.features}
-    return acts, labels, [word.form for word in words]
+    test = held_out_groups(sentence_of_row, config.test_fraction, config.seed)
+    held_out = {"sentences": len(np.unique(sentence_of_row[test])), "of": len(np.unique(sentence_of_row))}
+    return Dataset(acts, labels, [word.form for word in words], test, held_out)
 
 
-def prompt_dataset(
-    ctx: TaskContext, config: SparseProbingConfig
-) -> tuple[np.ndarray, dict[str, np.ndarray], list[str]]:
+def relation_prompts(ctx: TaskContext, config: SparseProbingConfig) -> tuple[list[Fact], np.ndarray, list[str]]:
+    """A seeded sample of each relation's subjects, each through one of its patterns in turn,
+    the test mask holding out `test_fraction` of every relation's patterns, and those patterns."""
     assert config.prompts is not None
-    facts = load_facts(ctx.data_dir, config.prompts.relations, 1, config.prompts.prompts_per_relation, config.seed)
+    rng = random.Random(config.seed)
+    facts: list[Fact] = []
+    for relation in map(lambda r: load_relation(ctx.data_dir, r), check_relations(config.prompts.relations)):
+        if len(relation.patterns) < 2:
+            raise BenchError(
+                f"relation {relation.id} has {len(relation.patterns)} usable ParaRel pattern(s); holding out "
+                "whole patterns needs at least 2. Drop it from prompts.relations."
+            )
+        rows = rng.sample(relation.tuples, min(config.prompts.prompts_per_relation, len(relation.tuples)))
+        patterns = rng.sample(relation.patterns, len(relation.patterns))
+        facts += [relation.fact(row, patterns[i % len(patterns)]) for i, row in enumerate(rows)]
+    patterns_of = np.array([f"{f.relation}/{f.id.split('/')[1]}" for f in facts])
+    test = held_out_groups(patterns_of, config.test_fraction, config.seed, np.array([f.relation for f in facts]))
+    return facts, test, sorted(set(patterns_of[test]))
+
+
+def prompt_dataset(ctx: TaskContext, config: SparseProbingConfig) -> Dataset:
+    assert config.prompts is not None
+    facts, test, held_out = relation_prompts(ctx, config)
     acts = np.concatenate(
         _unit_rows(ctx, [f.prompt for f in facts], lambda i, enc: [int(np.flatnonzero(enc.attention_mask)[-1])])
     )
     labels = {f"{PROMPT_PREFIX}{r}": np.array([f.relation == r for f in facts]) for r in config.prompts.relations}
-    return acts, labels, [f.prompt for f in facts]
+    return Dataset(acts, labels, [f.prompt for f in facts], test, {"patterns": held_out})
 
 
 def _select(x: np.ndarray, y: np.ndarray, k: int, method: str, seed: int) -> np.ndarray:
@@ -131,17 +184,23 @@ def _select(x: np.ndarray, y: np.ndarray, k: int, method: str, seed: int) -> np.
     return np.argsort(-score, kind="stable")[:k]
 
 
-def probe_feature(x: np.ndarray, y: np.ndarray, config: SparseProbingConfig, seed: int) -> dict[str, Any]:
-    """Balanced capped sample, split, and F1 / precision / recall / AUROC for each k."""
+def probe_feature(
+    x: np.ndarray, y: np.ndarray, test: np.ndarray, config: SparseProbingConfig, seed: int
+) -> dict[str, Any]:
+    """Balanced capped samples on each side of the held-out split, and F1 / precision /
+    recall / AUROC for each k."""
     rng = np.random.default_rng(seed)
-    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
-    n = min(len(pos), len(neg), config.max_per_class)
-    if n < 5:
-        return {"skipped": f"only {len(pos)} positive / {len(neg)} negative examples"}
-    rows = np.r_[rng.choice(pos, n, replace=False), rng.choice(neg, n, replace=False)]
-    x_train, x_test, y_train, y_test = train_test_split(
-        x[rows], y[rows], test_size=config.test_fraction, random_state=seed, stratify=y[rows]
-    )
+
+    def balanced(side: np.ndarray, cap: int) -> np.ndarray:
+        pos, neg = np.flatnonzero(y & side), np.flatnonzero(~y & side)
+        n = min(len(pos), len(neg), cap)
+        return np.r_[rng.choice(pos, n, replace=False), rng.choice(neg, n, replace=False)]
+
+    train = balanced(~test, round(config.max_per_class * (1 - config.test_fraction)))
+    held = balanced(test, round(config.max_per_class * config.test_fraction))
+    if len(train) < 8 or len(held) < 4:
+        return {"skipped": f"{len(train) // 2} train / {len(held) // 2} test examples per class"}
+    x_train, y_train, x_test, y_test = x[train], y[train], x[held], y[held]
     curve = {}
     for k in config.k:
         units = _select(x_train, y_train, min(k, x.shape[1]), config.selection, seed)
@@ -155,7 +214,7 @@ def probe_feature(x: np.ndarray, y: np.ndarray, config: SparseProbingConfig, see
             "auroc": float(roc_auc_score(y_test, probe.predict_proba(x_test[:, units])[:, 1])),
             "units": units.tolist(),
         }
-    return {"n_per_class": int(n), "curve": curve}
+    return {"n_train_per_class": len(train) // 2, "n_test_per_class": len(held) // 2, "curve": curve}
 
 
 def run(ctx: TaskContext) -> dict[str, Any]:
@@ -163,14 +222,13 @@ def run(ctx: TaskContext) -> dict[str, Any]:
     assert isinstance(config, SparseProbingConfig)
     datasets = [token_dataset(ctx, config)] + ([prompt_dataset(ctx, config)] if config.prompts else [])
     done = {row["id"]: row for row in ctx.slot.done_items()}
-    features = [
-        (name, acts, labels, texts) for acts, all_labels, texts in datasets for name, labels in all_labels.items()
-    ]
+    features = [(name, data, labels) for data in datasets for name, labels in data.labels.items()]
     bar = ctx.progress("features", len(features), sum(name in done for name, *_ in features))
-    for name, acts, labels, texts in features:
+    for name, data, labels in features:
         if name in done:
             continue
-        row = {"id": name, **probe_feature(acts, labels, config, config.seed)}
+        acts, texts = data.acts, data.texts
+        row = {"id": name, **probe_feature(acts, labels, data.test, config, config.seed)}
         if "curve" in row:  # the unit the 1-sparse probe uses, and its extreme tokens on the feature's side
             unit = row["curve"][str(min(config.k))]["units"][0]
             # mean difference picks units by |difference|: a unit lower on the feature's tokens
@@ -203,4 +261,5 @@ def run(ctx: TaskContext) -> dict[str, Any]:
                 f1 = [r["curve"][str(k)]["f1"] for r in group]
                 metrics[f"{name}@{k}"] = mean_se(f1, config.bootstrap.resamples, config.seed)
     curves = {r["id"]: {k: v["f1"] for k, v in r["curve"].items()} for r in rows}
-    return {"metrics": metrics, "curves": curves, "items": [done[name] for name, *_ in features]}
+    held_out = {key: value for data in datasets for key, value in data.held_out.items()}
+    return {"metrics": metrics, "curves": curves, "held_out": held_out, "items": [done[name] for name, *_ in features]}
