@@ -19,7 +19,7 @@ from bench.io import append_jsonl, read_jsonl_repairing, write_json_atomic
 # so old and new definitions never mix in one leaderboard.
 SCHEMA_VERSIONS = {
     "knowledge_ablation": 2,  # ablation at the attributed positions, controls, capped fact sampling
-    "privacy_erasure": 2,  # sweeps, FeatureEdit by projection, Rel at a side-effect budget
+    "privacy_erasure": 3,  # sweeps, FeatureEdit by projection, Rel at a budget; KN and DEPN over every block
     "interpretability": 2,  # explanation and held-out windows from disjoint contexts
     "monosemanticity": 2,  # same-relation negatives, floored pooled SD, median d
     "sparse_probing": 2,  # whole UD sentences and whole ParaRel patterns held out

@@ -16,7 +16,7 @@ from bench.erasure.metrics import PromptScore, erased, share_erased, share_kept
 from bench.erasure.people import RELATIONS, TEMPLATES, generate
 from bench.lens import Lens
 from bench.models import LoadedModel
-from bench.sites import Site, writer_weight
+from bench.sites import Site, n_layers, neuron_output_weight, writer_weight
 from bench.tasks.privacy_erasure import BudgetConfig, _variants, within_budget
 from tests.conftest import CORPUS_LINES, run_cli
 
@@ -174,6 +174,33 @@ def test_neuron_methods_need_units_that_are_the_neurons(tiny_llama: LoadedModel)
         assert "not the neurons themselves" in (method.unsupported(clusters) or "")  # unit i is not neuron i
 
 
+def test_neuron_methods_search_every_block(tiny_llama: LoadedModel) -> None:
+    from bench.registry import plugins
+
+    lens = plugins().lenses.get("mlp_neurons").build(tiny_llama, "blocks.1.mlp.hook_post", {})
+    kn = KnowledgeNeurons(threshold=0.5)
+    blocks = kn.searched(tiny_llama, lens)
+    assert [b.site for b in blocks] == [f"blocks.{i}.mlp.hook_post" for i in range(n_layers(tiny_llama.model))]
+    assert [b.site for b in KnowledgeNeurons(layers="lens").searched(tiny_llama, lens)] == [lens.site]
+    width = blocks[0].n_units
+    scores = torch.zeros(1, width * len(blocks))
+    scores[0, 3], scores[0, width + 5] = 1.0, 0.9  # neuron 3 of block 0 and neuron 5 of block 1
+    weight = neuron_output_weight(tiny_llama.model, 0)
+    with kn.erase(tiny_llama, lens, scores) as edit:
+        assert edit["neurons"] == ["0:3", "1:5"] and edit["weights_zeroed"] == 2 * weight.shape[0]
+        assert weight[:, 3].abs().sum() == 0 and neuron_output_weight(tiny_llama.model, 1)[:, 5].abs().sum() == 0
+    assert weight[:, 3].abs().sum() > 0
+
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        clean = tiny_llama.model(ids).logits
+        with DEPN(top_k=1).erase(tiny_llama, lens, scores) as edit:
+            edited = tiny_llama.model(ids).logits
+    assert edit["neurons"] == ["0:3"]  # block 0, below the lens's block
+    assert torch.equal(edited[:, 0], clean[:, 0])  # the first position is never edited
+    assert not torch.allclose(edited[:, 1:], clean[:, 1:])
+
+
 def test_knowledge_neurons_refine_to_neurons_shared_by_prompts() -> None:
     scores = torch.tensor([[1.0, 0.5, 0.1, 0.0], [1.0, 0.1, 0.6, 0.0], [0.9, 0.3, 0.5, 1.0]])
     # >= 0.2 x row max: row0 {0,1}, row1 {0,2}, row2 {0,1,2,3}; in >= 70% of rows: {0} only... and 1, 2 in 2/3
@@ -243,7 +270,11 @@ def test_privacy_erasure_runs_end_to_end(tmp_path: Path, corpus_dir: Path) -> No
             assert value["n"] >= 1
             assert (0 <= value["mean"] <= 1) or metric == "delta_ppl"
     assert record["methods_skipped"] == {}
-    assert record["schema"] == 2
+    assert record["schema"] == 3
+    for item in record["items"]:  # neurons found in any block, named layer:index
+        for method in ("knowledge_neurons", "depn"):
+            neurons = item["methods"][method]["edit"]["neurons"]
+            assert all(n.split(":")[0] in {"0", "1"} for n in neurons)
     for method in ("knowledge_neurons", "depn", "ablate_top_k"):  # the headline: best Rel within the side-effect budget
         assert 0 <= record["metrics"][f"rel_at_budget.{method}"]["mean"] <= 1
         assert method in record["budget"]["chosen"]

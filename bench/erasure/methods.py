@@ -10,14 +10,16 @@ Built in (METHODS.md, "Knowledge erasure"):
   directions projected out of the weights (or the paper's row zeroing, ``mode: zero_rows``);
 - ``knowledge_neurons``: Dai et al.'s erasure, output-weight columns of IG neurons zeroed;
 - ``depn``: DEPN's privacy neurons (gradient attribution), activations set to 0;
+  both search the MLP neurons of every block, as their papers do (``layers: lens`` keeps
+  them at the lens's block);
 - ``ablate_top_k``: any lens, its top-k attributed units set to 0 at every position but the first.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -25,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bench.lens import Lens, WritesDirections, lensed
 from bench.models import LoadedModel
-from bench.sites import Reader, Site, neuron_output_weight, stream_readers, writer_weight
+from bench.sites import Reader, Site, n_layers, neuron_output_weight, site_width, stream_readers, writer_weight
 
 
 class ErasureMethod(BaseModel, ABC):
@@ -38,9 +40,15 @@ class ErasureMethod(BaseModel, ABC):
         """Why this method cannot edit `lens`, or None when it can."""
         return None
 
+    def searched(self, loaded: LoadedModel, lens: Lens) -> list[Lens]:
+        """The lenses whose units the method attributes and picks from, scores concatenated
+        in this order: the lens under test unless the method searches more (every block's neurons)."""
+        return [lens]
+
     @abstractmethod
     def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> AbstractContextManager[dict[str, Any]]:
-        """Edit the model for one fact; `scores` [n_prompts, n_units] are its attributions.
+        """Edit the model for one fact; `scores` [n_prompts, n_units] are its attributions over
+        the units of `searched(loaded, lens)`, side by side.
 
         Yields what was edited (units, weights zeroed) for the record.
         """
@@ -203,18 +211,68 @@ class FeatureEdit(ErasureMethod):
             yield {"units": units.tolist(), "matrices": len(weights), "relative_change": changed / len(weights)}
 
 
-class KnowledgeNeurons(ErasureMethod):
-    """Dai et al. (2022): per prompt, neurons with IG >= threshold x the prompt's max; with several
-    prompts (refinement), those found in at least `refine_share` of them; at most `max_neurons`."""
+class BlockNeurons(Lens):
+    """Every MLP neuron of one block, whatever lens is under test: the units knowledge neurons
+    and DEPN search at each layer. The same units as the mlp_neurons plugin, kept here so the
+    built-in methods do not depend on a plugin."""
 
-    name: ClassVar[str] = "knowledge_neurons"
-    description: ClassVar[str] = "MLP neurons: IG knowledge neurons, their output-weight columns zeroed"
-    threshold: float = Field(0.2, gt=0, le=1)
-    refine_share: float = Field(0.7, gt=0, le=1)
-    max_neurons: int = Field(20, ge=1)
+    units_are_site_coordinates = True
+
+    def __init__(self, loaded: LoadedModel, layer: int):
+        self.site, self.layer = f"blocks.{layer}.mlp.hook_post", layer
+        self._n_units = site_width(loaded.model, Site.parse(self.site))
+
+    @property
+    def n_units(self) -> int:
+        return self._n_units
+
+    def encode(self, acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return acts[self.site]
+
+    def patch(self, acts: Mapping[str, torch.Tensor], units: torch.Tensor, new_units: torch.Tensor) -> torch.Tensor:
+        return new_units
+
+
+class NeuronSearch(ErasureMethod, ABC):
+    """Neuron-based baselines: they search MLP neurons at every block (``layers: all``, as the
+    knowledge-neuron and DEPN papers do) or at the lens's block only (``layers: lens``)."""
+
+    layers: Literal["all", "lens"] = "all"
 
     def unsupported(self, lens: Lens) -> str | None:
         return _is_neuron_lens(lens)
+
+    def searched(self, loaded: LoadedModel, lens: Lens) -> list[Lens]:
+        if self.layers == "lens":
+            return [BlockNeurons(loaded, Site.parse(lens.site).layer)]
+        return [BlockNeurons(loaded, layer) for layer in range(n_layers(loaded.model))]
+
+    @staticmethod
+    def by_block(blocks: list[Lens], flat: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Indices into the concatenated scores, as neuron indices per layer."""
+        offsets = torch.tensor([0] + [b.n_units for b in blocks]).cumsum(0)
+        out: dict[int, torch.Tensor] = {}
+        for i, block in enumerate(blocks):
+            mine = flat[(flat >= offsets[i]) & (flat < offsets[i + 1])] - offsets[i]
+            if len(mine):
+                out[Site.parse(block.site).layer] = mine
+        return out
+
+
+def _neurons(per_layer: dict[int, torch.Tensor]) -> list[str]:
+    return [f"{layer}:{int(n)}" for layer, neurons in sorted(per_layer.items()) for n in neurons]
+
+
+class KnowledgeNeurons(NeuronSearch):
+    """Dai et al. (2022): per prompt, neurons with IG >= threshold x the prompt's max over every
+    searched neuron; with several prompts (refinement), those found in at least `refine_share`
+    of them; at most `max_neurons`."""
+
+    name: ClassVar[str] = "knowledge_neurons"
+    description: ClassVar[str] = "MLP neurons of every block: IG knowledge neurons, their output-weight columns zeroed"
+    threshold: float = Field(0.2, gt=0, le=1)
+    refine_share: float = Field(0.7, gt=0, le=1)
+    max_neurons: int = Field(20, ge=1)
 
     def select(self, scores: torch.Tensor) -> torch.Tensor:
         found = scores >= self.threshold * scores.max(dim=1, keepdim=True).values.clamp_min(1e-12)
@@ -225,28 +283,32 @@ class KnowledgeNeurons(ErasureMethod):
 
     @contextmanager
     def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> Iterator[dict[str, Any]]:
-        neurons = self.select(scores)
-        weight = neuron_output_weight(loaded.model, Site.parse(lens.site).layer)
-        with zeroed(weight, cols=neurons.to(loaded.device)) as count:
-            yield {"units": neurons.tolist(), "weights_zeroed": count}
+        per_layer = self.by_block(self.searched(loaded, lens), self.select(scores))
+        with ExitStack() as stack:
+            count = sum(
+                stack.enter_context(zeroed(neuron_output_weight(loaded.model, layer), cols=neurons.to(loaded.device)))
+                for layer, neurons in per_layer.items()
+            )
+            yield {"neurons": _neurons(per_layer), "weights_zeroed": count}
 
 
-class DEPN(ErasureMethod):
+class DEPN(NeuronSearch):
     """DEPN (Wu et al., 2023): privacy neurons by gradient attribution, deactivated (set to 0)."""
 
     name: ClassVar[str] = "depn"
-    description: ClassVar[str] = "MLP neurons: gradient-attributed privacy neurons, activations set to 0"
+    description: ClassVar[str] = "MLP neurons of every block: gradient-attributed privacy neurons set to 0"
     attribution: ClassVar[str] = "gradient_x_activation"
     top_k: int = Field(5, ge=1)
 
-    def unsupported(self, lens: Lens) -> str | None:
-        return _is_neuron_lens(lens)
-
     @contextmanager
     def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> Iterator[dict[str, Any]]:
-        units = top_units(scores, self.top_k)
-        with units_ablated(loaded, lens, units):
-            yield {"units": units.tolist()}
+        blocks = self.searched(loaded, lens)
+        per_layer = self.by_block(blocks, top_units(scores, self.top_k))
+        by_layer = {Site.parse(b.site).layer: b for b in blocks}
+        with ExitStack() as stack:
+            for layer, neurons in per_layer.items():
+                stack.enter_context(units_ablated(loaded, by_layer[layer], neurons))
+            yield {"neurons": _neurons(per_layer)}
 
 
 BUILTIN_METHODS: list[type[ErasureMethod]] = [FeatureEdit, KnowledgeNeurons, DEPN, AblateTopK]

@@ -19,6 +19,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import torch
 from pydantic import Field
 
 from bench.attribution import attribute
@@ -185,16 +186,23 @@ def _edit_row(
     model, lens = setup.model, ctx.lens
     prompts = encode(model.tokenizer, setup.attribution_prompts[target.fact.id])
     steps = config.attribution.ig_steps
-    attributions = {
-        kind: attribute(model, lens, prompts, kind, steps, ctx.batch_size)
-        for kind in dict.fromkeys(m.attribution for m in methods.values())
-    }
+    # methods that attribute the same way over the same units share the scores
+    keys, attributions = {}, {}
+    for label, method in methods.items():
+        searched = method.searched(model, lens)
+        keys[label] = (method.attribution, tuple(unit_lens.site for unit_lens in searched))
+        if keys[label] not in attributions:
+            scores = [
+                attribute(model, unit_lens, prompts, method.attribution, steps, ctx.batch_size)
+                for unit_lens in searched
+            ]
+            attributions[keys[label]] = torch.cat(scores, dim=1)
     gen, loc = setup.gen_prompts[target.fact.id], setup.locality_facts(target, config)
     probe = [target.fact, *gen, *loc]
     before = [setup.before[f.id] for f in probe]
     row: dict[str, Any] = {"id": target.fact.id, "relation": target.fact.relation, "methods": {}}
     for label, method in methods.items():
-        with method.erase(model, lens, attributions[method.attribution]) as edit:
+        with method.erase(model, lens, attributions[keys[label]]) as edit:
             after = score_facts(model, probe, ctx.batch_size)
             ppl = None
             if index < config.perplexity.edits:
