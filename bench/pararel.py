@@ -97,17 +97,19 @@ class Relation:
         row = next(r for r in self.tuples if r["uuid"] == uuid)
         return [self.fact(row, p) for p in self.patterns if str(p[0]) != index]
 
+    def pattern_of(self, fact: Fact) -> tuple[int, str, str]:
+        index = fact.id.split("/")[1]
+        return next(p for p in self.patterns if str(p[0]) == index)
+
     def same_object(self, fact: Fact) -> list[Fact]:
         """Other subjects with the same object, through the fact's own pattern."""
-        uuid, index = fact.id.split("/")
-        pattern = next(p for p in self.patterns if str(p[0]) == index)
+        uuid = fact.id.split("/")[0]
+        pattern = self.pattern_of(fact)
         return [self.fact(r, pattern) for r in self.tuples if r["obj_label"] == fact.answer and r["uuid"] != uuid]
 
-    def other_objects(self, fact: Fact) -> list[Fact]:
-        """Other subjects with another object, through the fact's own pattern."""
-        index = fact.id.split("/")[1]
-        pattern = next(p for p in self.patterns if str(p[0]) == index)
-        return [self.fact(r, pattern) for r in self.tuples if r["obj_label"] != fact.answer]
+    def other_objects(self, fact: Fact) -> list[dict[str, str]]:
+        """The relation's tuples with another object than the fact's."""
+        return [r for r in self.tuples if r["obj_label"] != fact.answer]
 
 
 def check_relations(relations: list[str] | None) -> list[str]:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import yaml
 
-from bench.tasks.monosemanticity import auroc, cohens_d, orient_to_fact
+from bench.pararel import load_facts
+from bench.tasks.monosemanticity import MonosemanticityConfig, auroc, cohens_d, orient_to_fact, prompt_sets
 from tests.conftest import run_cli
 
 TASK = """\
@@ -36,14 +40,31 @@ def test_cohens_d_and_auroc_by_hand() -> None:
     assert cohens_d(np.ones(3), np.zeros(4), sd_floor=0.1) == pytest.approx(1.0 / (0.1 * np.sqrt(3 / 7)))
 
 
-def test_monosemanticity_runs_end_to_end(tmp_path, tiny_model_dirs, pararel_dir) -> None:
-    # Give P17 two paraphrases and three P19 subjects a shared object, so those facts have related prompts.
+def _with_related_prompts(pararel_dir: Path) -> Path:
+    """Give P17 two paraphrases and three P19 subjects a shared object, so those facts have related prompts."""
     with (pararel_dir / "pararel" / "patterns" / "P17.jsonl").open("a") as f:
         f.write(json.dumps({"pattern": "[X] , which is located in [Y] ."}) + "\n")
         f.write(json.dumps({"pattern": "[X] is situated in [Y] ."}) + "\n")
     with (pararel_dir / "pararel" / "tuples" / "P19.jsonl").open("a") as f:
         for i, name in enumerate(["Eve", "Frank"]):
             f.write(json.dumps({"sub_label": name, "obj_label": "Paris", "uuid": f"P19-x{i}"}) + "\n")
+    return pararel_dir
+
+
+def test_negatives_share_the_relation_and_the_related_templates(pararel_dir) -> None:
+    data_dir = _with_related_prompts(pararel_dir)
+    config = MonosemanticityConfig.model_validate(yaml.safe_load(TASK))
+    ctx = SimpleNamespace(data_dir=data_dir)
+    (paris,) = [f for f in load_facts(data_dir, ["P17"], 1, 10, 0) if f.subject == "Paris"]
+    related, negatives = prompt_sets(ctx, config, paris, [])
+    assert [f.pattern for f in related] == ["[X] , which is located in [Y] .", "[X] is situated in [Y] ."]
+    assert len(negatives) == 4 and all(f.relation == "P17" and f.answer != "France" for f in negatives)
+    # the templates alternate over the related prompts' patterns: the sets differ in the fact only
+    assert [f.pattern for f in negatives] == [f.pattern for f in related] * 2
+
+
+def test_monosemanticity_runs_end_to_end(tmp_path, tiny_model_dirs, pararel_dir) -> None:
+    _with_related_prompts(pararel_dir)
     task = tmp_path / "mono.yaml"
     task.write_text(TASK)
     out = tmp_path / "results"

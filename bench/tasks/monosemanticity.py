@@ -3,9 +3,10 @@
 For each known fact: its top-k units (the ΔProb attribution); their activations at the last
 prompt token on related prompts (the same fact through other ParaRel paraphrases, and other
 subjects with the same relation and object) and on negatives. By default the negatives are
-facts of the same relation with another object, through the fact's own pattern: negatives
-from other relations differ in their template, and any unit that tracks the template
-separates them, so they measure relation selectivity rather than fact selectivity. Per
+facts of the same relation with another object, through the related prompts' patterns in
+turn, so both sets share their templates: negatives from other relations differ in their
+template, and any unit that tracks the template separates them, so they measure relation
+selectivity rather than fact selectivity. Per
 unit: Cohen's d and AUROC of related versus negatives, with activations taken in the
 direction the unit fires on the fact itself (neurons can fire negatively), and a floor on
 the pooled SD so that a unit nearly constant on both sets does not reach d in the hundreds.
@@ -88,7 +89,7 @@ def orient_to_fact(acts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sign, acts[1:] * sign
 
 
-def _prompt_sets(
+def prompt_sets(
     ctx: TaskContext, config: MonosemanticityConfig, fact: Fact, pool: list[Fact]
 ) -> tuple[list[Fact], list[Fact]]:
     relation = load_relation(ctx.data_dir, fact.relation)
@@ -96,16 +97,23 @@ def _prompt_sets(
         relation.paraphrases(fact)[: config.related.max_paraphrases]
         + relation.same_object(fact)[: config.related.max_same_object]
     )
-    if config.negatives.source == "same_relation":
-        others = relation.other_objects(fact)
-    else:
+    rng = random.Random(f"{config.seed}/{fact.id}")
+    if config.negatives.source == "other_relations":
         others = [f for f in pool if f.relation != fact.relation]
-    negatives = random.Random(f"{config.seed}/{fact.id}").sample(others, min(config.negatives.count, len(others)))
-    return related, negatives
+        return related, rng.sample(others, min(config.negatives.count, len(others)))
+    # Each negative goes through the pattern of a related prompt in turn, so the two sets share
+    # their templates and differ in the fact only: with negatives all through the fact's own
+    # pattern, units tracking the template fire more on them than on the paraphrases.
+    if not related:
+        return related, []
+    rows = relation.other_objects(fact)
+    rows = rng.sample(rows, min(config.negatives.count, len(rows)))
+    patterns = [relation.pattern_of(f) for f in related]
+    return related, [relation.fact(row, patterns[i % len(patterns)]) for i, row in enumerate(rows)]
 
 
 def _process(ctx: TaskContext, config: MonosemanticityConfig, fact: Fact, pool: list[Fact]) -> dict[str, Any]:
-    related, negatives = _prompt_sets(ctx, config, fact, pool)
+    related, negatives = prompt_sets(ctx, config, fact, pool)
     if len(related) < config.related.min_related:
         return {"id": fact.id, "skipped": f"only {len(related)} related prompts"}
     if len(negatives) < 2:
