@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from bench.models import LoadedModel
-from bench.sites import SiteFn, hooked
+from bench.sites import Site, SiteFn, hooked, site_width
 
 # An edit receives the unit activations [batch, pos, n_units] and returns edited ones.
 UnitEdit = Callable[[torch.Tensor], torch.Tensor]
@@ -50,6 +50,28 @@ class Lens(ABC):
     def config(self) -> dict[str, Any]:
         """What identifies this lens beyond its name and site (an SAE's id, a seed, ...)."""
         return {}
+
+
+class BlockNeurons(Lens):
+    """Every MLP neuron of one block, read at the input of the down projection; ablating a
+    neuron sets it to 0 there. The mlp_neurons lens is this; knowledge neurons and DEPN use it
+    to search every block whatever lens is under test."""
+
+    units_are_site_coordinates = True
+
+    def __init__(self, loaded: LoadedModel, layer: int):
+        self.site, self.layer = f"blocks.{layer}.mlp.hook_post", layer
+        self._n_units = site_width(loaded.model, Site.parse(self.site))
+
+    @property
+    def n_units(self) -> int:
+        return self._n_units
+
+    def encode(self, acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return acts[self.site]
+
+    def patch(self, acts: Mapping[str, torch.Tensor], units: torch.Tensor, new_units: torch.Tensor) -> torch.Tensor:
+        return new_units
 
 
 @runtime_checkable

@@ -18,16 +18,16 @@ Built in (METHODS.md, "Knowledge erasure"):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from bench.lens import Lens, WritesDirections, lensed
+from bench.lens import BlockNeurons, Lens, WritesDirections, lensed
 from bench.models import LoadedModel
-from bench.sites import Reader, Site, n_layers, neuron_output_weight, site_width, stream_readers, writer_weight
+from bench.sites import Reader, Site, n_layers, neuron_output_weight, stream_readers, writer_weight
 
 
 class ErasureMethod(BaseModel, ABC):
@@ -209,28 +209,6 @@ class FeatureEdit(ErasureMethod):
         )
         with replaced(weights, new):
             yield {"units": units.tolist(), "matrices": len(weights), "relative_change": changed / len(weights)}
-
-
-class BlockNeurons(Lens):
-    """Every MLP neuron of one block, whatever lens is under test: the units knowledge neurons
-    and DEPN search at each layer. The same units as the mlp_neurons plugin, kept here so the
-    built-in methods do not depend on a plugin."""
-
-    units_are_site_coordinates = True
-
-    def __init__(self, loaded: LoadedModel, layer: int):
-        self.site, self.layer = f"blocks.{layer}.mlp.hook_post", layer
-        self._n_units = site_width(loaded.model, Site.parse(self.site))
-
-    @property
-    def n_units(self) -> int:
-        return self._n_units
-
-    def encode(self, acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return acts[self.site]
-
-    def patch(self, acts: Mapping[str, torch.Tensor], units: torch.Tensor, new_units: torch.Tensor) -> torch.Tensor:
-        return new_units
 
 
 class NeuronSearch(ErasureMethod, ABC):

@@ -17,31 +17,18 @@ import torch
 
 from bench import hookimpl
 from bench.errors import BenchError
-from bench.lens import Lens
+from bench.lens import BlockNeurons, Lens
 from bench.models import LoadedModel
 from bench.registry import LensSpec
-from bench.sites import Site, neuron_input_weights, site_width
+from bench.sites import Site, neuron_input_weights
 
 
-class MLPNeurons(Lens):
-    units_are_site_coordinates = True
-
+class MLPNeurons(BlockNeurons):
     def __init__(self, loaded: LoadedModel, site: str):
         parsed = Site.parse(site)
         if parsed.hook != "mlp.hook_post":
             raise BenchError(f"mlp_neurons reads the MLP's hidden layer (blocks.L.mlp.hook_post), not {site!r}.")
-        self.site, self.layer = site, parsed.layer
-        self._n_units = site_width(loaded.model, parsed)
-
-    @property
-    def n_units(self) -> int:
-        return self._n_units
-
-    def encode(self, acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return acts[self.site]
-
-    def patch(self, acts: Mapping[str, torch.Tensor], units: torch.Tensor, new_units: torch.Tensor) -> torch.Tensor:
-        return new_units
+        super().__init__(loaded, parsed.layer)
 
     def input_weights(self, model: torch.nn.Module) -> tuple[str, torch.Tensor]:
         """Neurons read the MLP's normalized input through their gate and up rows (or one input row)."""
