@@ -18,7 +18,7 @@ Built in (METHODS.md, "Knowledge erasure"):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, ClassVar, Literal
 
@@ -40,7 +40,7 @@ class ErasureMethod(BaseModel, ABC):
         """Why this method cannot edit `lens`, or None when it can."""
         return None
 
-    def searched(self, loaded: LoadedModel, lens: Lens) -> list[Lens]:
+    def searched(self, loaded: LoadedModel, lens: Lens) -> Sequence[Lens]:
         """The lenses whose units the method attributes and picks from, scores concatenated
         in this order: the lens under test unless the method searches more (every block's neurons)."""
         return [lens]
@@ -220,25 +220,25 @@ class NeuronSearch(ErasureMethod, ABC):
     def unsupported(self, lens: Lens) -> str | None:
         return _is_neuron_lens(lens)
 
-    def searched(self, loaded: LoadedModel, lens: Lens) -> list[Lens]:
+    def searched(self, loaded: LoadedModel, lens: Lens) -> list[BlockNeurons]:
         if self.layers == "lens":
             return [BlockNeurons(loaded, Site.parse(lens.site).layer)]
         return [BlockNeurons(loaded, layer) for layer in range(n_layers(loaded.model))]
 
     @staticmethod
-    def by_block(blocks: list[Lens], flat: torch.Tensor) -> dict[int, torch.Tensor]:
-        """Indices into the concatenated scores, as neuron indices per layer."""
+    def by_block(blocks: list[BlockNeurons], flat: torch.Tensor) -> dict[BlockNeurons, torch.Tensor]:
+        """Indices into the concatenated scores, as neuron indices per block (blocks with none left out)."""
         offsets = torch.tensor([0] + [b.n_units for b in blocks]).cumsum(0)
-        out: dict[int, torch.Tensor] = {}
+        out: dict[BlockNeurons, torch.Tensor] = {}
         for i, block in enumerate(blocks):
             mine = flat[(flat >= offsets[i]) & (flat < offsets[i + 1])] - offsets[i]
             if len(mine):
-                out[Site.parse(block.site).layer] = mine
+                out[block] = mine
         return out
 
 
-def _neurons(per_layer: dict[int, torch.Tensor]) -> list[str]:
-    return [f"{layer}:{int(n)}" for layer, neurons in sorted(per_layer.items()) for n in neurons]
+def _neurons(per_block: dict[BlockNeurons, torch.Tensor]) -> list[str]:
+    return [f"{block.layer}:{int(n)}" for block, neurons in per_block.items() for n in neurons]
 
 
 class KnowledgeNeurons(NeuronSearch):
@@ -261,13 +261,15 @@ class KnowledgeNeurons(NeuronSearch):
 
     @contextmanager
     def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> Iterator[dict[str, Any]]:
-        per_layer = self.by_block(self.searched(loaded, lens), self.select(scores))
+        per_block = self.by_block(self.searched(loaded, lens), self.select(scores))
         with ExitStack() as stack:
             count = sum(
-                stack.enter_context(zeroed(neuron_output_weight(loaded.model, layer), cols=neurons.to(loaded.device)))
-                for layer, neurons in per_layer.items()
+                stack.enter_context(
+                    zeroed(neuron_output_weight(loaded.model, block.layer), cols=neurons.to(loaded.device))
+                )
+                for block, neurons in per_block.items()
             )
-            yield {"neurons": _neurons(per_layer), "weights_zeroed": count}
+            yield {"neurons": _neurons(per_block), "weights_zeroed": count}
 
 
 class DEPN(NeuronSearch):
@@ -280,13 +282,11 @@ class DEPN(NeuronSearch):
 
     @contextmanager
     def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> Iterator[dict[str, Any]]:
-        blocks = self.searched(loaded, lens)
-        per_layer = self.by_block(blocks, top_units(scores, self.top_k))
-        by_layer = {Site.parse(b.site).layer: b for b in blocks}
+        per_block = self.by_block(self.searched(loaded, lens), top_units(scores, self.top_k))
         with ExitStack() as stack:
-            for layer, neurons in per_layer.items():
-                stack.enter_context(units_ablated(loaded, by_layer[layer], neurons))
-            yield {"neurons": _neurons(per_layer)}
+            for block, neurons in per_block.items():
+                stack.enter_context(units_ablated(loaded, block, neurons))
+            yield {"neurons": _neurons(per_block)}
 
 
 BUILTIN_METHODS: list[type[ErasureMethod]] = [FeatureEdit, KnowledgeNeurons, DEPN, AblateTopK]
