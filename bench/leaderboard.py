@@ -42,6 +42,8 @@ _METRIC_NAMES = {
     "p_clean": "P(answer)",
     "median_d": "median Cohen's d",
     "auroc": "AUROC",
+    "auroc_paraphrase": "AUROC paraphrases",
+    "auroc_same_object": "AUROC same object",
     "is_sampled": "IS (sampled units)",
     "is_attributed": "IS (fact units)",
     "f1": "mean F1",
@@ -68,6 +70,8 @@ LOWER_IS_BETTER = {"delta_ppl", "ppl_ratio", "n_clusters", "max_distance", "mean
 # descriptive, not scores: which way is better is not defined
 NOT_RANKED = {
     *("p_clean", "intra", "inter", "input_dims"),
+    # what the units track (the fact's subject or its object), not a better or worse lens
+    *("auroc_paraphrase", "auroc_same_object"),
     # ΔProb is ranked by its specificity; the raw drop and its controls are shown beside it
     *("delta_prob", "delta_prob_unrelated", "delta_prob_random", "kl", "edit_norm"),
     *("n_clusters_plain", "max_plain", "mean_plain", "intra_plain", "inter_plain"),

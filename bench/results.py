@@ -21,7 +21,7 @@ SCHEMA_VERSIONS = {
     "knowledge_ablation": 2,  # ablation at the attributed positions, controls, capped fact sampling
     "privacy_erasure": 3,  # sweeps, FeatureEdit by projection, Rel at a budget; KN and DEPN over every block
     "interpretability": 2,  # explanation and held-out windows from disjoint contexts
-    "monosemanticity": 2,  # same-relation negatives, floored pooled SD, median d
+    "monosemanticity": 3,  # same-relation negatives, floored pooled SD, median d; AUROC by related kind
     "sparse_probing": 2,  # whole UD sentences and whole ParaRel patterns held out
 }
 

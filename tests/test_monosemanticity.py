@@ -11,7 +11,15 @@ import pytest
 import yaml
 
 from bench.pararel import load_facts
-from bench.tasks.monosemanticity import MonosemanticityConfig, auroc, cohens_d, orient_to_fact, prompt_sets
+from bench.tasks.monosemanticity import (
+    MonosemanticityConfig,
+    PromptSets,
+    auroc,
+    auroc_by_kind,
+    cohens_d,
+    orient_to_fact,
+    prompt_sets,
+)
 from tests.conftest import run_cli
 
 TASK = """\
@@ -56,11 +64,36 @@ def test_negatives_share_the_relation_and_the_related_templates(pararel_dir) -> 
     config = MonosemanticityConfig.model_validate(yaml.safe_load(TASK))
     ctx = SimpleNamespace(data_dir=data_dir)
     (paris,) = [f for f in load_facts(data_dir, ["P17"], 1, 10, 0) if f.subject == "Paris"]
-    related, negatives = prompt_sets(ctx, config, paris, [])
+    sets = prompt_sets(ctx, config, paris, [])
+    related, negatives = sets.related, sets.negatives
     assert [f.pattern for f in related] == ["[X] , which is located in [Y] .", "[X] is situated in [Y] ."]
     assert len(negatives) == 4 and all(f.relation == "P17" and f.answer != "France" for f in negatives)
     # the templates alternate over the related prompts' patterns: the sets differ in the fact only
     assert [f.pattern for f in negatives] == [f.pattern for f in related] * 2
+    assert sets.related_kinds == ["paraphrase"] * 2 and sets.negative_kinds == ["paraphrase"] * 4
+    (alice,) = [f for f in load_facts(data_dir, ["P19"], 1, 10, 0) if f.subject == "Alice"]
+    sets = prompt_sets(ctx, config, alice, [])
+    assert [f.subject for f in sets.related] == ["Eve", "Frank"] and sets.related_kinds == ["same_object"] * 2
+    assert sets.negative_kinds == ["same_object"] * len(sets.negatives)
+
+
+def test_auroc_by_kind_compares_each_kind_with_the_negatives_through_its_templates() -> None:
+    # one unit tracking the subject: high on the paraphrases only
+    sets = PromptSets(
+        [], [], ["paraphrase", "paraphrase", "same_object", "same_object"], ["paraphrase", "same_object"] * 2
+    )
+    rel = np.array([[5.0], [6.0], [0.0], [1.0]])
+    neg = np.array([[0.0], [1.0], [2.0], [0.5]])  # through paraphrase, same-object, paraphrase, same-object patterns
+    by_kind = auroc_by_kind(rel, neg, sets)
+    assert by_kind["paraphrase"] == [1.0]  # 5 and 6 above the paraphrase negatives 0 and 2
+    assert by_kind["same_object"] == [pytest.approx(auroc(np.array([0.0, 1.0]), np.array([1.0, 0.5])))]
+    assert by_kind["same_object"][0] < 0.5
+    # negatives from other relations have no template of their own: each kind is compared with all of them
+    other = PromptSets([], [], ["paraphrase", "same_object"], [None, None])
+    assert set(auroc_by_kind(np.array([[1.0], [0.0]]), np.array([[0.5], [0.5]]), other)) == {
+        "paraphrase",
+        "same_object",
+    }
 
 
 def test_monosemanticity_runs_end_to_end(tmp_path, tiny_model_dirs, pararel_dir) -> None:
@@ -84,6 +117,9 @@ def test_monosemanticity_runs_end_to_end(tmp_path, tiny_model_dirs, pararel_dir)
     assert record["metrics"]["median_d"]["mean"] == pytest.approx(np.median(d))
     assert record["metrics"]["median_d"]["statistic"] == "median"
     assert 0 <= record["metrics"]["auroc"]["mean"] <= 1
+    # P17 facts have paraphrases only, Alice, Eve and Frank same-object prompts only
+    assert record["metrics"]["auroc_paraphrase"]["n"] == 3 * 6
+    assert record["metrics"]["auroc_same_object"]["n"] == 3 * 3
     assert record["distribution"]["cohens_d"]["q1"] <= record["distribution"]["cohens_d"]["q3"]
     assert (path.parent / record["artifacts"]["mixing_plot"]).stat().st_size > 1000
 

@@ -18,7 +18,7 @@ See METHODS.md, "Monosemanticity".
 from __future__ import annotations
 
 import random
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field
@@ -89,31 +89,60 @@ def orient_to_fact(acts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sign, acts[1:] * sign
 
 
-def prompt_sets(
-    ctx: TaskContext, config: MonosemanticityConfig, fact: Fact, pool: list[Fact]
-) -> tuple[list[Fact], list[Fact]]:
+RelatedKind = Literal["paraphrase", "same_object"]
+
+
+class PromptSets(NamedTuple):
+    """Related prompts and negatives, each with the kind of related prompt whose pattern it
+    goes through (None for negatives from other relations, whose templates are their own)."""
+
+    related: list[Fact]
+    negatives: list[Fact]
+    related_kinds: list[RelatedKind]
+    negative_kinds: list[RelatedKind | None]
+
+
+def prompt_sets(ctx: TaskContext, config: MonosemanticityConfig, fact: Fact, pool: list[Fact]) -> PromptSets:
     relation = load_relation(ctx.data_dir, fact.relation)
-    related = (
-        relation.paraphrases(fact)[: config.related.max_paraphrases]
-        + relation.same_object(fact)[: config.related.max_same_object]
-    )
+    paraphrases = relation.paraphrases(fact)[: config.related.max_paraphrases]
+    same_object = relation.same_object(fact)[: config.related.max_same_object]
+    related = paraphrases + same_object
+    kinds: list[RelatedKind] = ["paraphrase"] * len(paraphrases) + ["same_object"] * len(same_object)
     rng = random.Random(f"{config.seed}/{fact.id}")
     if config.negatives.source == "other_relations":
         others = [f for f in pool if f.relation != fact.relation]
-        return related, rng.sample(others, min(config.negatives.count, len(others)))
+        negatives = rng.sample(others, min(config.negatives.count, len(others)))
+        return PromptSets(related, negatives, kinds, [None] * len(negatives))
     # Each negative goes through the pattern of a related prompt in turn, so the two sets share
     # their templates and differ in the fact only: with negatives all through the fact's own
     # pattern, units tracking the template fire more on them than on the paraphrases.
     if not related:
-        return related, []
+        return PromptSets([], [], [], [])
     rows = relation.other_objects(fact)
     rows = rng.sample(rows, min(config.negatives.count, len(rows)))
-    patterns = [relation.pattern_of(f) for f in related]
-    return related, [relation.fact(row, patterns[i % len(patterns)]) for i, row in enumerate(rows)]
+    turns = [i % len(related) for i in range(len(rows))]
+    negatives = [relation.fact(row, relation.pattern_of(related[t])) for row, t in zip(rows, turns, strict=True)]
+    return PromptSets(related, negatives, kinds, [kinds[t] for t in turns])
+
+
+def auroc_by_kind(rel: np.ndarray, neg: np.ndarray, sets: PromptSets) -> dict[str, list[float]]:
+    """Per unit, AUROC of each kind of related prompt against the negatives through its patterns.
+
+    Paraphrases share the fact's subject and object; same-object prompts its object only. A unit
+    that tracks the subject separates paraphrases but not same-object prompts; one that tracks
+    the object separates both."""
+    out: dict[str, list[float]] = {}
+    for kind in ("paraphrase", "same_object"):
+        r = [i for i, k in enumerate(sets.related_kinds) if k == kind]
+        n = [i for i, k in enumerate(sets.negative_kinds) if k in (kind, None)]
+        if r and n:
+            out[kind] = [auroc(rel[r, j], neg[n, j]) for j in range(rel.shape[1])]
+    return out
 
 
 def _process(ctx: TaskContext, config: MonosemanticityConfig, fact: Fact, pool: list[Fact]) -> dict[str, Any]:
-    related, negatives = prompt_sets(ctx, config, fact, pool)
+    sets = prompt_sets(ctx, config, fact, pool)
+    related, negatives = sets.related, sets.negatives
     if len(related) < config.related.min_related:
         return {"id": fact.id, "skipped": f"only {len(related)} related prompts"}
     if len(negatives) < 2:
@@ -132,6 +161,7 @@ def _process(ctx: TaskContext, config: MonosemanticityConfig, fact: Fact, pool: 
         "signs": sign.tolist(),
         "cohens_d": [cohens_d(rel[:, j], neg[:, j], config.sd_floor) for j in range(config.top_k)],
         "auroc": [auroc(rel[:, j], neg[:, j]) for j in range(config.top_k)],
+        "auroc_by_kind": auroc_by_kind(rel, neg, sets),
         "n_related": len(related),
         "n_negatives": len(negatives),
         # the top unit's activations, kept for the mixing experiment (and so a resumed run can redo it)
@@ -153,6 +183,18 @@ def _mixing(config: MonosemanticityConfig, rows: list[dict[str, Any]]) -> dict[s
             chosen = rng.choices(rel, k=n_related) + rng.choices(neg, k=config.mixing.prompts - n_related)
             values.extend(v / scale for v in chosen)
         out[f"{share:g}"] = values
+    return out
+
+
+def _auroc_by_kind_metrics(config: MonosemanticityConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean AUROC of paraphrases and of same-object prompts, each against its own templates' negatives."""
+    out = {}
+    for kind in ("paraphrase", "same_object"):
+        with_kind = [row for row in rows if kind in row["auroc_by_kind"]]
+        if with_kind:
+            values = [v for row in with_kind for v in row["auroc_by_kind"][kind]]
+            relations = [row["relation"] for row in with_kind for _ in row["auroc_by_kind"][kind]]
+            out[f"auroc_{kind}"] = mean_se(values, config.bootstrap.resamples, config.seed, relations)
     return out
 
 
@@ -198,6 +240,7 @@ def run(ctx: TaskContext) -> dict[str, Any]:
         "metrics": {
             "median_d": median_se(d, resamples, config.seed, relations),
             "auroc": mean_se(auc, resamples, config.seed, relations),
+            **_auroc_by_kind_metrics(config, rows),
         },
         "distribution": {"cohens_d": _distribution(d), "auroc": _distribution(auc)},
         "skipped_facts": len(facts) - len(rows),
