@@ -16,7 +16,7 @@ from bench.context import TaskContext
 from bench.errors import BenchError
 from bench.lens import Lens
 from bench.results import RecordSlot
-from bench.tasks.sparse_probing import SparseProbingConfig, held_out_groups, run, token_dataset
+from bench.tasks.sparse_probing import SparseProbingConfig, extreme_tokens, held_out_groups, run, token_dataset
 from bench.ud import Word, last_subtokens, load_sentences
 from tests.conftest import FACTS, run_cli
 
@@ -108,11 +108,22 @@ def test_one_sparse_probe_finds_the_planted_unit(tiny_llama, ud_dir, tmp_path, s
     assert propn["curve"]["1"]["f1"] > 0.95 and propn["curve"]["1"]["auroc"] > 0.95
     assert propn["dedicated_unit"]["unit"] == 0 and set(propn["dedicated_unit"]["top_tokens"]) <= set(NAMES)
     assert propn["dedicated_unit"]["direction"] == ("higher" if sign > 0 else "lower")
+    assert len(propn["dedicated_unit"]["top_values"]) == 10
     verb = next(item for item in result["items"] if item["id"] == "upos:VERB")
     assert verb["curve"]["1"]["f1"] < 0.9  # no unit is planted for verbs: noise cannot recover them
     assert set(result["metrics"]) == {"f1@1", "f1_tokens@1"}  # no prompt features in this task
     assert result["metrics"]["f1@1"] == result["metrics"]["f1_tokens@1"]
     assert result["curves"]["upos:PROPN"]["1"] > 0.95
+
+
+def test_extreme_tokens_say_when_the_list_is_a_pick_among_ties() -> None:
+    values = np.array([0.0, 0.0, 3.0, 0.0, 1.0, 0.0])
+    texts = ["a", "b", "c", "d", "e", "f"]
+    higher = extreme_tokens(values, texts, 1.0, 2)
+    assert higher == {"top_tokens": ["c", "e"], "top_values": [3.0, 1.0], "tied_with_last": 1}
+    # the bottom of a feature that is 0 on most tokens: the two listed are 2 of 4 tied at 0
+    lower = extreme_tokens(values, texts, -1.0, 2)
+    assert lower["top_values"] == [0.0, 0.0] and lower["tied_with_last"] == 4
 
 
 @pytest.mark.parametrize("skip", [True, False])

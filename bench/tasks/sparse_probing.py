@@ -217,6 +217,18 @@ def probe_feature(
     return {"n_train_per_class": len(train) // 2, "n_test_per_class": len(held) // 2, "curve": curve}
 
 
+def extreme_tokens(values: np.ndarray, texts: list[str], sign: float, n: int) -> dict[str, Any]:
+    """The n tokens with the highest sign x value, their values, and how many tokens share the
+    last value shown: an SAE feature is 0 on most tokens, so the bottom of a "lower" feature is
+    a tie among thousands, and the tokens listed from it are an arbitrary pick."""
+    top = np.argsort(-sign * values, kind="stable")[:n]
+    return {
+        "top_tokens": [texts[i] for i in top],
+        "top_values": [float(values[i]) for i in top],
+        "tied_with_last": int(np.sum(values == values[top[-1]])),
+    }
+
+
 def run(ctx: TaskContext) -> dict[str, Any]:
     config = ctx.config
     assert isinstance(config, SparseProbingConfig)
@@ -234,11 +246,10 @@ def run(ctx: TaskContext) -> dict[str, Any]:
             # mean difference picks units by |difference|: a unit lower on the feature's tokens
             # is read from its bottom, where the probe says "positive"
             sign = 1.0 if acts[labels, unit].mean() >= acts[~labels, unit].mean() else -1.0
-            top = np.argsort(-sign * acts[:, unit], kind="stable")[: config.top_tokens]
             row["dedicated_unit"] = {
                 "unit": int(unit),
                 "direction": "higher" if sign > 0 else "lower",
-                "top_tokens": [texts[i] for i in top],
+                **extreme_tokens(acts[:, unit], texts, sign, config.top_tokens),
             }
         ctx.slot.log_items([row])
         done[name] = row
