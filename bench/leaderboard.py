@@ -95,21 +95,25 @@ def _metric_label(record: dict[str, Any], metric: str) -> str:
 
 
 def _sae(record: dict[str, Any]) -> str:
-    source = record["lens"]["config"].get("sae")
+    config = record["lens"]["config"]
+    source = config.get("sae")
     if not source:
         return ""
     if "/saes/" not in source:  # harness-trained SAEs live in the cache's saes/ folder
         return source
     variant = Path(source).name.partition("+")[2]  # e.g. blocks.16.hook_mlp_out+standard_ne
-    return f"trained ({variant})" if variant else "trained"
+    # a retrained SAE keeps its path: its weights' hash keeps records of different weights in different rows
+    weights = (config.get("sae_sha256") or "")[:8]
+    return (f"trained ({variant})" if variant else "trained") + (f" {weights}" if weights else "")
 
 
 def _label(lens: str, sae: str) -> str:
     """How plots name a lens: with the SAE variant or external SAE when it is not the default."""
-    if sae in ("", "trained"):
+    if not sae:
         return lens
-    if sae.startswith("trained ("):
-        return f"{lens} {sae.removeprefix('trained ')}"
+    if sae.startswith("trained"):
+        variant = re.search(r"\((.+)\)", sae)
+        return f"{lens} ({variant.group(1)})" if variant else lens
     return f"{lens} ({'/'.join(Path(sae).parts[-2:])})"
 
 

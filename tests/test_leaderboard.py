@@ -119,6 +119,15 @@ def test_plot_labels_name_sae_variants_apart() -> None:
     assert labels["r1"] == "mlp_neurons"
 
 
+def test_a_retrained_sae_at_the_same_path_gets_its_own_row() -> None:
+    old = with_sae(interpretability("sae_post_mlp", "blocks.2.hook_resid_post", 0.1, "old"))
+    new = with_sae(interpretability("sae_post_mlp", "blocks.2.hook_resid_post", 0.4, "new"))
+    new["lens"]["config"]["sae_sha256"] = "ef" * 32
+    df = frame([old, new])
+    assert sorted(df["sae"].unique()) == ["trained cdcdcdcd", "trained efefefef"]
+    assert set(df["label"]) == {"sae_post_mlp"}
+
+
 def test_records_of_another_schema_version_are_not_loaded(tmp_path) -> None:
     old = record("mlp_neurons", "blocks.2.mlp.hook_post", {"delta_prob@1": 0.9}, "2026-01-01", "old")
     old["schema"] = 1  # ΔProb before its controls: a different definition
