@@ -49,19 +49,44 @@ class EditSize:
     relative: torch.Tensor = field(default_factory=lambda: torch.empty(0))
 
 
+def unit_mask(n_units: int, units: torch.Tensor) -> torch.Tensor:
+    """[1, n_units] bool, True at the indices ``units``: the same units for every row of a pass."""
+    mask = torch.zeros(1, n_units, dtype=torch.bool)
+    mask[0, units] = True
+    return mask
+
+
 @contextmanager
-def units_ablated_at(loaded: LoadedModel, lens: Lens, units: torch.Tensor, where: torch.Tensor) -> Iterator[EditSize]:
-    """Units set to 0 where ``units`` [batch, n_units] and ``where`` [batch, pos] are both True."""
+def units_ablated_at(
+    loaded: LoadedModel, lens: Lens, units: torch.Tensor, where: torch.Tensor | Positions
+) -> Iterator[EditSize]:
+    """Units set to 0 where ``units`` [batch or 1, n_units] and ``where`` are both True.
+
+    ``where`` is a [batch, pos] mask for known inputs, or "all" / "all_but_first" for every
+    forward pass inside the context whatever its shape (an erasure edits the model for all the
+    scoring and perplexity passes that follow). "last" needs the prompts, so only as a mask.
+    """
+    if isinstance(where, str) and where == "last":
+        raise ValueError("positions 'last' needs the prompts: pass position_mask(...) instead")
+
+    def positions(acts: torch.Tensor) -> torch.Tensor:
+        if isinstance(where, torch.Tensor):
+            return where.to(acts.device)
+        mask = torch.ones(acts.shape[:2], dtype=torch.bool, device=acts.device)
+        if where == "all_but_first":
+            mask[:, 0] = False
+        return mask
+
     size = EditSize()
 
     def edit(acts: torch.Tensor) -> torch.Tensor:
-        drop = units.to(acts.device)[:, None, :] & where.to(acts.device)[:, :, None]
+        drop = units.to(acts.device)[:, None, :] & positions(acts)[:, :, None]
         return acts.masked_fill(drop, 0)
 
     def observe(before: torch.Tensor, after: torch.Tensor) -> None:
         delta = (after - before).float().norm(dim=-1)  # zero wherever nothing was edited
         size.delta_norm = delta
-        edited = where.to(delta.device)
+        edited = positions(delta)
         h_norm = before.float().norm(dim=-1).masked_fill(~edited, 0)
         size.relative = delta.square().sum(1).sqrt() / h_norm.square().sum(1).sqrt().clamp_min(1e-12)
 

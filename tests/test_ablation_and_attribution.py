@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from bench.attribution import attribute
+from bench.interventions import position_mask, unit_mask, units_ablated_at
 from bench.lens import lensed
 from bench.registry import plugins
 from bench.scoring import Encoded, collate, score
@@ -118,3 +120,29 @@ def test_multi_token_answer_is_a_product_of_teacher_forced_probs(tiny_llama) -> 
         got = score(tiny_llama, batch).log_prob[0]
         logp = tiny_llama.model(torch.tensor([[2, 7, 5]])).logits[0].log_softmax(-1)
     torch.testing.assert_close(got, logp[1, 5] + logp[2, 6])
+
+
+def test_ablation_at_named_positions_covers_passes_of_any_shape(tiny_llama) -> None:
+    model, lens = tiny_llama.model, neurons(tiny_llama)
+    units = torch.tensor([3, 5])
+    seen: list[torch.Tensor] = []
+    ablated = units_ablated_at(tiny_llama, lens, unit_mask(lens.n_units, units), "all_but_first")
+    with torch.no_grad(), ablated, hooked(model, {SITE: lambda t: seen.append(t.detach().clone())}):
+        for length in (3, 6):  # the edit holds for every pass, whatever its length
+            model(torch.arange(1, length + 1)[None])
+    for post in seen:
+        assert (post[0, 1:, units] == 0).all()  # hooks after the edit see the ablated units
+        assert (post[0, 0, units] != 0).all()  # position 0, the attention sink, is never edited
+    # the named positions equal the explicit mask
+    ids = torch.tensor([[1, 4, 9, 2]])
+    mask = position_mask(ids, torch.ones_like(ids), None, "all_but_first")
+    outputs = []
+    for where in ("all_but_first", mask):
+        with torch.no_grad(), units_ablated_at(tiny_llama, lens, unit_mask(lens.n_units, units), where):
+            outputs.append(model(ids).logits)
+    torch.testing.assert_close(outputs[0], outputs[1])
+    with (
+        pytest.raises(ValueError, match="needs the prompts"),
+        units_ablated_at(tiny_llama, lens, unit_mask(lens.n_units, units), "last"),
+    ):
+        pass

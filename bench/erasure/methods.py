@@ -25,7 +25,8 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from bench.lens import BlockNeurons, Lens, WritesDirections, lensed
+from bench.interventions import unit_mask, units_ablated_at
+from bench.lens import BlockNeurons, Lens, WritesDirections
 from bench.models import LoadedModel
 from bench.sites import Reader, Site, n_layers, neuron_output_weight, stream_readers, writer_weight
 
@@ -73,22 +74,6 @@ def zeroed(weight: torch.Tensor, rows: torch.Tensor | None = None, cols: torch.T
             weight[index] = saved
 
 
-@contextmanager
-def units_ablated(loaded: LoadedModel, lens: Lens, units: torch.Tensor) -> Iterator[None]:
-    """The units set to 0 at every position but the first (the attention sink, which no lens
-    was fitted on and whose edits break the model rather than erase a fact) of every forward pass."""
-
-    def edit(acts: torch.Tensor) -> torch.Tensor:
-        keep = torch.ones(acts.shape[-1], dtype=acts.dtype, device=acts.device)
-        keep[units] = 0
-        edited = acts * keep
-        edited[:, 0] = acts[:, 0]
-        return edited
-
-    with lensed(loaded, lens, edit):
-        yield
-
-
 def _is_neuron_lens(lens: Lens) -> str | None:
     hook = Site.parse(lens.site).hook
     if hook != "mlp.hook_post":
@@ -106,7 +91,9 @@ class AblateTopK(ErasureMethod):
     @contextmanager
     def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> Iterator[dict[str, Any]]:
         units = top_units(scores, self.top_k)
-        with units_ablated(loaded, lens, units):
+        # every position but the first (the attention sink, which no lens was fitted on and whose
+        # edits break the model rather than erase a fact), in every pass while the edit holds
+        with units_ablated_at(loaded, lens, unit_mask(lens.n_units, units), "all_but_first"):
             yield {"units": units.tolist()}
 
 
@@ -285,7 +272,7 @@ class DEPN(NeuronSearch):
         per_block = self.by_block(self.searched(loaded, lens), top_units(scores, self.top_k))
         with ExitStack() as stack:
             for block, neurons in per_block.items():
-                stack.enter_context(units_ablated(loaded, block, neurons))
+                stack.enter_context(units_ablated_at(loaded, block, unit_mask(block.n_units, neurons), "all_but_first"))
             yield {"neurons": _neurons(per_block)}
 
 
