@@ -183,6 +183,8 @@ def _process(
 ) -> list[dict[str, Any]]:
     loaded, lens = ctx.loaded, ctx.lens
     items = encode(loaded.tokenizer, facts)
+    # P is rescored here rather than read from the known-facts cache, which may have been filled on
+    # another device or batch size: P and P' then differ by the ablation only (one pass per chunk)
     with torch.no_grad():
         clean = score(loaded, collate(items, loaded.tokenizer.pad_token_id, loaded.device)).log_prob.exp().cpu()
     scores = attribute(loaded, lens, items, config.attribution.method, config.attribution.ig_steps, ctx.batch_size)
