@@ -138,6 +138,11 @@ def test_feature_edit_at_the_residual_stream_blinds_the_next_blocks_readers(arch
             other = other - (other @ seen) / seen.square().sum() * seen
             kept, before = reader.weight @ (gamma * other), original @ (gamma * other)
             torch.testing.assert_close(kept, before, atol=1e-4, rtol=1e-4)
+        # the change recorded is that of W diag(γ), what the reader applies to the stream: removing
+        # the unit direction q changes it by ‖W diag(γ) q‖ whatever γ's smallest entries are
+        q = seen / seen.norm()
+        expected = [((w * r.scale) @ q).norm() / (w * r.scale).norm() for w, r in zip(originals, readers, strict=True)]
+        assert edit["relative_change"] == pytest.approx(float(sum(expected) / len(expected)), rel=1e-4)
     for reader, original in zip(readers, originals, strict=True):
         assert torch.equal(reader.weight, original)
 

@@ -145,6 +145,13 @@ def _projected_out_of_reader(reader: Reader, directions: torch.Tensor) -> torch.
     return scaled / torch.where(gamma.abs() < 1e-6, torch.ones_like(gamma), gamma)
 
 
+def _relative_change(weight: torch.Tensor, new: torch.Tensor, scale: torch.Tensor) -> float:
+    """‖(W' − W) diag(s)‖ / ‖W diag(s)‖: the change of what the weight applies to its input."""
+    w = weight.detach().float()
+    s = scale.to(w.device)
+    return float(((w - new.to(w.device)) * s).norm() / (w * s).norm())
+
+
 class FeatureEdit(ErasureMethod):
     """FeatureEdit: the fact's top-k feature directions (decoder rows) removed from the weights.
 
@@ -187,13 +194,14 @@ class FeatureEdit(ErasureMethod):
             readers = stream_readers(loaded.model, site.layer + 1)
             weights = [r.weight for r in readers]
             new = [_projected_out_of_reader(r, directions) for r in readers]
+            # what each weight applies to the stream is W diag(γ): a γ near 0 (the norm silencing a
+            # coordinate) makes W itself change by orders of magnitude more than its effect
+            scales = [r.scale for r in readers]
         else:
             weights = [writer_weight(loaded.model, site)]
             new = [_projected_out_of_writer(weights[0], orthonormal_basis(directions))]
-        changed = sum(
-            float((w.detach().float() - n.to(w.device)).norm() / w.detach().float().norm())
-            for w, n in zip(weights, new, strict=True)
-        )
+            scales = [torch.ones(weights[0].shape[1])]
+        changed = sum(_relative_change(w, n, g) for w, n, g in zip(weights, new, scales, strict=True))
         with replaced(weights, new):
             yield {"units": units.tolist(), "matrices": len(weights), "relative_change": changed / len(weights)}
 
