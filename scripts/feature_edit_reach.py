@@ -1,0 +1,63 @@
+"""How much more than the feature does FeatureEdit remove at a residual-stream site?
+
+FeatureEdit at ``hook_resid_post`` projects a feature's decoder direction d out of the next
+block's readers, so they lose the stream's whole component along d, not only the feature's
+share of it. For each feature a privacy-erasure record chose (``--variant``, default the top-1
+sweep point), this prints on WikiText-2 test tokens of the model that record edited:
+- ``component``: the share of ‖h‖² along d (what the readers stop seeing);
+- ``own``: the share of that component the feature itself writes (activation × ‖d‖);
+- ``fires``: the share of tokens the feature is active on.
+
+    python scripts/feature_edit_reach.py results/privacy_erasure/.../blocks.16.hook_resid_post-<id>.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from bench.corpus import wikitext_pages
+from bench.models import load_model
+from bench.paths import data_dir
+from bench.registry import plugins
+from bench.sites import hooked
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("record", type=Path)
+    parser.add_argument("--variant", default="feature_edit[top_k=1]")
+    parser.add_argument("--tokens", type=int, default=512, help="WikiText tokens, in windows of 256")
+    parser.add_argument("--data-dir")
+    args = parser.parse_args()
+    record = json.loads(args.record.read_text())
+    site = record["lens"]["site"]
+    torch.set_grad_enabled(False)
+    loaded = load_model(record["injection"]["path"])  # the fine-tuned model the edits were made on
+    lens = plugins().lenses.get(record["lens"]["name"]).build(loaded, site, {"sae": record["lens"]["config"]["sae"]})
+    text = " ".join(wikitext_pages(data_dir(args.data_dir), "test"))
+    windows = args.tokens // 256
+    ids = loaded.tokenizer(text, return_tensors="pt").input_ids[:, : windows * 256].reshape(windows, 256)
+    seen: dict[str, torch.Tensor] = {}
+    with hooked(loaded.model, {site: lambda t: seen.__setitem__("h", t.float())}):
+        loaded.model(ids)
+    h = seen["h"][:, 1:]  # position 0, the attention sink, left out
+    features = lens.encode({site: seen["h"]})[:, 1:]
+    units = sorted({unit for item in record["items"] for unit in item["methods"][args.variant]["edit"]["units"]})
+    print(f"{site}, {args.variant}: {len(units)} features, {h.shape[0] * h.shape[1]} tokens")
+    for unit in units:
+        decoder = lens.unit_directions(torch.tensor([unit]))[0].float()
+        along = h @ (decoder / decoder.norm())
+        own = features[..., unit] * decoder.norm()
+        print(
+            f"feature {unit:5d}: component {float(along.square().sum() / h.square().sum()):.3f}  "
+            f"own {float(own.square().sum() / along.square().sum()):.3f}  "
+            f"fires {float((features[..., unit] > 0).float().mean()):.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
