@@ -94,27 +94,36 @@ def _metric_label(record: dict[str, Any], metric: str) -> str:
     return f"{task}: {_METRIC_NAMES.get(base, base)}" + (f"@{suffix}" if suffix else "")
 
 
+def _trained_variant(source: str) -> str | None:
+    """For an SAE the harness trained (in the cache's saes/ folder): its variant, "" for the
+    default; None for any other SAE."""
+    if "/saes/" not in source:
+        return None
+    return Path(source).name.partition("+")[2]  # e.g. blocks.16.hook_mlp_out+standard_ne
+
+
 def _sae(record: dict[str, Any]) -> str:
     config = record["lens"]["config"]
     source = config.get("sae")
     if not source:
         return ""
-    if "/saes/" not in source:  # harness-trained SAEs live in the cache's saes/ folder
+    variant = _trained_variant(source)
+    if variant is None:
         return source
-    variant = Path(source).name.partition("+")[2]  # e.g. blocks.16.hook_mlp_out+standard_ne
     # a retrained SAE keeps its path: its weights' hash keeps records of different weights in different rows
     weights = (config.get("sae_sha256") or "")[:8]
     return (f"trained ({variant})" if variant else "trained") + (f" {weights}" if weights else "")
 
 
-def _label(lens: str, sae: str) -> str:
+def _label(record: dict[str, Any]) -> str:
     """How plots name a lens: with the SAE variant or external SAE when it is not the default."""
-    if not sae:
+    lens, source = record["lens"]["name"], record["lens"]["config"].get("sae")
+    if not source:
         return lens
-    if sae.startswith("trained"):
-        variant = re.search(r"\((.+)\)", sae)
-        return f"{lens} ({variant.group(1)})" if variant else lens
-    return f"{lens} ({'/'.join(Path(sae).parts[-2:])})"
+    variant = _trained_variant(source)
+    if variant is None:
+        return f"{lens} ({'/'.join(Path(source).parts[-2:])})"
+    return f"{lens} ({variant})" if variant else lens
 
 
 def _command(record: dict[str, Any]) -> str:
@@ -149,7 +158,7 @@ def frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                     "site": record["lens"]["site"],
                     "layer": _layer(record["lens"]["site"]),
                     "sae": sae,
-                    "label": _label(record["lens"]["name"], sae),
+                    "label": _label(record),
                     "method": method,
                     "task": record["task"]["name"],
                     "family": FAMILIES.get(record["task"]["type"], "Other"),
@@ -329,7 +338,7 @@ def _frontier_plot(records: list[dict[str, Any]], out_dir: Path) -> Path | None:
     for record in records:
         if record["task"]["type"] != "privacy_erasure":
             continue
-        metrics, label = record["metrics"], f"{_label(record['lens']['name'], _sae(record))} L{record['lens']['layer']}"
+        metrics, label = record["metrics"], f"{_label(record)} L{record['lens']['layer']}"
         budget = record.get("budget", {}).get("config", budget)
         for variant in record.get("methods", {}):
             if f"rel.{variant}" not in metrics:
@@ -344,9 +353,7 @@ def _frontier_plot(records: list[dict[str, Any]], out_dir: Path) -> Path | None:
 
 def _probing_plot(records: list[dict[str, Any]], out_dir: Path) -> Path | None:
     curves = [
-        (f"{_label(r['lens']['name'], _sae(r))} L{r['lens']['layer']}", r["curves"])
-        for r in records
-        if r["task"]["type"] == "sparse_probing"
+        (f"{_label(r)} L{r['lens']['layer']}", r["curves"]) for r in records if r["task"]["type"] == "sparse_probing"
     ]
     return probing_curves(curves, out_dir / "sparse_probing_f1.png") if curves else None
 
