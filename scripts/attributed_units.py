@@ -1,0 +1,69 @@
+"""Which units does a ΔProb record's attribution keep choosing, and how generic are they?
+
+A lens whose top IG units are the same few "hub" units for most facts ablates the same thing
+for every fact, and its specificity control (the same ablation on unrelated facts) falls.
+For the units chosen most often in a ``knowledge_ablation`` record this prints:
+- ``top1`` / ``top5``: for how many facts the unit is the first / among the first five;
+- ``fires``: the share of WikiText-2 test tokens it is active on (> 0; position 0 left out;
+  meant for non-negative units such as SAE features);
+- ``writes``: for lenses with unit directions (SAEs), the mean share of ‖h‖ the unit's
+  activation × ‖d‖ makes up on the tokens it fires on.
+
+    python scripts/attributed_units.py results/knowledge_ablation/.../blocks.24.hook_resid_post-<id>.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from bench.corpus import wikitext_pages
+from bench.models import load_model
+from bench.paths import data_dir
+from bench.registry import plugins
+from bench.sites import hooked
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("record", type=Path)
+    parser.add_argument("--show", type=int, default=8, help="how many of the most chosen units to show")
+    parser.add_argument("--tokens", type=int, default=512, help="WikiText tokens, in windows of 256")
+    parser.add_argument("--data-dir")
+    args = parser.parse_args()
+    record = json.loads(args.record.read_text())
+    site, items = record["lens"]["site"], record["items"]
+    top1 = Counter(item["top_units"][0] for item in items)
+    top5 = Counter(unit for item in items for unit in item["top_units"][:5])
+    torch.set_grad_enabled(False)
+    loaded = load_model(record["model"]["id"])
+    recorded = record["lens"]["config"]
+    options = {"sae": recorded["sae"]} if "sae" in recorded else {}  # the rest of the config is derived
+    lens = plugins().lenses.get(record["lens"]["name"]).build(loaded, site, options)
+    if lens.config().get("sae_sha256") != recorded.get("sae_sha256"):
+        raise SystemExit(f"the SAE at {recorded['sae']} is not the one this record used (retrained since?)")
+    text = " ".join(wikitext_pages(data_dir(args.data_dir), "test"))
+    windows = args.tokens // 256
+    ids = loaded.tokenizer(text, return_tensors="pt").input_ids[:, : windows * 256].reshape(windows, 256)
+    seen: dict[str, torch.Tensor] = {}
+    with hooked(loaded.model, {site: lambda t: seen.__setitem__("h", t.float())}):
+        loaded.model(ids)
+    norms = seen["h"][:, 1:].norm(dim=-1)  # position 0, the attention sink, left out
+    units = lens.encode({site: seen["h"]})[:, 1:]
+    directions = getattr(lens, "unit_directions", None)
+    print(f"{site}, {record['lens']['name']}: {len(items)} facts, {units.shape[0] * units.shape[1]} WikiText tokens")
+    for unit, count in top5.most_common(args.show):
+        active = units[..., unit] > 0
+        line = f"unit {unit:5d}: top1 {top1[unit]:3d}  top5 {count:3d}  fires {float(active.float().mean()):.3f}"
+        if directions is not None and active.any():
+            size = directions(torch.tensor([unit]))[0].float().norm()
+            line += f"  writes {float((units[..., unit] * size / norms)[active].mean()):.3f} of ‖h‖"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
