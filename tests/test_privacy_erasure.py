@@ -295,4 +295,5 @@ def test_privacy_erasure_runs_end_to_end(tmp_path: Path, corpus_dir: Path) -> No
     assert run_cli(model, task, corpus_dir, tmp_path / "out", "--force") == 0
     again = json.loads(path.read_text())
     assert again["injection"]["seconds"] == injection["seconds"]
+    assert again["injection"]["weights_sha256"] == injection["weights_sha256"] != injection["base_weights_sha256"]
     assert again["metrics"] == record["metrics"]

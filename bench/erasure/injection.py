@@ -116,5 +116,8 @@ def inject(loaded: LoadedModel, facts: Sequence[Fact], config: InjectionConfig) 
     injected = load_model(str(path), str(loaded.device), str(loaded.dtype).removeprefix("torch."))
     injected = replace(injected, model_id=f"{loaded.model_id}+private-{key}")
     learnt = greedy_correct(injected, encode(injected.tokenizer, facts), config.batch_size)
-    report |= {"key": key, "path": str(path), "learnt": sum(learnt), "of": len(facts)}
+    # The key names the recipe; the hash names the weights it produced on this machine (a
+    # fine-tune on other hardware gives float-level differences).
+    report |= {"key": key, "path": str(path), "weights_sha256": injected.weights_sha256}
+    report |= {"learnt": sum(learnt), "of": len(facts)}
     return Injected(injected, report)
