@@ -86,23 +86,31 @@ def erasure_frontier(
     rows: Sequence[Mapping[str, Any]], min_loc: float | None, max_ppl_ratio: float | None, path: Path
 ) -> Path:
     """Rel against side effects (1 − Loc, and the perplexity ratio), one line per (lens, method)
-    through the points of its sweep, the side-effect budget shaded.
+    through the points of its sweep, the side-effect budget shaded. A color per lens (and
+    layer), a marker and line style per method, so a dozen lines stay apart; the swept values
+    are written beside the points of the left panel only (the right one has the same order).
 
     rows: dicts with lens, method (base name), variant (the swept values), rel, loc, ppl_ratio (or None).
     """
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True, layout="constrained")
-    lines = dict.fromkeys((str(r["lens"]), str(r["method"])) for r in rows)
-    for i, (lens, method) in enumerate(lines):
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True, layout="constrained")
+    lenses = list(dict.fromkeys(str(r["lens"]) for r in rows))
+    methods = list(dict.fromkeys(str(r["method"]) for r in rows))
+    colors = plt.get_cmap("tab10" if len(lenses) <= 10 else "tab20")
+    styles = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-."), ("v", (0, (5, 1)))]
+    for lens, method in dict.fromkeys((str(r["lens"]), str(r["method"])) for r in rows):
         points = [r for r in rows if r["lens"] == lens and r["method"] == method]
-        style = {"marker": "o", "color": f"C{i % 10}", "label": f"{lens}: {method}"}
+        marker, line = styles[methods.index(method) % len(styles)]
+        style = {"marker": marker, "linestyle": line, "color": colors(lenses.index(lens)), "label": f"{lens}: {method}"}
         for ax, x_of in ((axes[0], lambda r: 1 - r["loc"]), (axes[1], lambda r: r["ppl_ratio"])):
             shown = sorted(
                 (x_of(r), r["rel"], r["variant"]) for r in points if r["loc"] is not None and x_of(r) is not None
             )
             if shown:
-                ax.plot([x for x, _, _ in shown], [y for _, y, _ in shown], **style)
+                ax.plot([x for x, _, _ in shown], [y for _, y, _ in shown], markersize=4, **style)
+            if ax is axes[0]:
                 for x, y, variant in shown:
-                    ax.annotate(variant, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+                    value = variant.split("=")[-1] if variant.count("=") == 1 else variant  # "top_k=20" → "20"
+                    ax.annotate(value, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     if min_loc is not None:
         axes[0].axvspan(0, 1 - min_loc, color="green", alpha=0.08, label="within budget")
     if max_ppl_ratio is not None:
@@ -114,7 +122,7 @@ def erasure_frontier(
         ax.set_ylim(-0.03, 1.03)
     handles = {label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels(), strict=True)}
     fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(4, len(handles)), fontsize=8)
-    fig.suptitle("Privacy erasure: Rel against side effects, each method's sweep", fontsize=10)
+    fig.suptitle("Privacy erasure: Rel against side effects, each method's sweep (labels: swept value)", fontsize=10)
     return save_figure(fig, path)
 
 
