@@ -128,6 +128,15 @@ def _collect(
     write_json_atomic(folder / "spec.json", {"model": loaded.model_id, **spec.__dict__, "n_tokens": n_tokens})
 
 
+def site_activations(loaded: LoadedModel, site: str, ids: torch.Tensor) -> torch.Tensor:
+    """[batch, pos, d_site] float activations at ``site`` for token ids, one uncached forward pass
+    (for diagnostics on a few hundred tokens; the cached pass above is for corpora)."""
+    seen: dict[str, torch.Tensor] = {}
+    with torch.no_grad(), hooked(loaded.model, {site: lambda t: seen.__setitem__("h", t.float())}):
+        loaded.model(input_ids=ids.to(loaded.device))
+    return seen["h"]
+
+
 def _then(first, second):
     def fn(tensor: torch.Tensor) -> None:
         if first is not None:

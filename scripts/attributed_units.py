@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from bench.corpus import wikitext_pages
+from bench.activations import site_activations
 from bench.models import load_model
 from bench.paths import data_dir
 from bench.registry import plugins
-from bench.sites import hooked
+from bench.text_kl import wikitext_windows
 
 
 def main() -> None:
@@ -46,14 +46,10 @@ def main() -> None:
     lens = plugins().lenses.get(record["lens"]["name"]).build(loaded, site, options)
     if lens.config().get("sae_sha256") != recorded.get("sae_sha256"):
         raise SystemExit(f"the SAE at {recorded['sae']} is not the one this record used (retrained since?)")
-    text = " ".join(wikitext_pages(data_dir(args.data_dir), "test"))
-    windows = args.tokens // 256
-    ids = loaded.tokenizer(text, return_tensors="pt").input_ids[:, : windows * 256].reshape(windows, 256)
-    seen: dict[str, torch.Tensor] = {}
-    with hooked(loaded.model, {site: lambda t: seen.__setitem__("h", t.float())}):
-        loaded.model(ids)
-    norms = seen["h"][:, 1:].norm(dim=-1)  # position 0, the attention sink, left out
-    units = lens.encode({site: seen["h"]})[:, 1:]
+    ids = wikitext_windows(data_dir(args.data_dir), loaded.tokenizer, args.tokens // 256, 256)
+    h_all = site_activations(loaded, site, ids)
+    norms = h_all[:, 1:].norm(dim=-1)  # position 0, the attention sink, left out
+    units = lens.encode({site: h_all})[:, 1:]
     directions = getattr(lens, "unit_directions", None)
     print(f"{site}, {record['lens']['name']}: {len(items)} facts, {units.shape[0] * units.shape[1]} WikiText tokens")
     for unit, count in top5.most_common(args.show):

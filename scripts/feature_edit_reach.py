@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from bench.corpus import wikitext_pages
+from bench.activations import site_activations
 from bench.models import load_model
 from bench.paths import data_dir
 from bench.registry import plugins
-from bench.sites import hooked
+from bench.text_kl import wikitext_windows
 
 
 def main() -> None:
@@ -38,14 +38,10 @@ def main() -> None:
     torch.set_grad_enabled(False)
     loaded = load_model(record["injection"]["path"])  # the fine-tuned model the edits were made on
     lens = plugins().lenses.get(record["lens"]["name"]).build(loaded, site, {"sae": record["lens"]["config"]["sae"]})
-    text = " ".join(wikitext_pages(data_dir(args.data_dir), "test"))
-    windows = args.tokens // 256
-    ids = loaded.tokenizer(text, return_tensors="pt").input_ids[:, : windows * 256].reshape(windows, 256)
-    seen: dict[str, torch.Tensor] = {}
-    with hooked(loaded.model, {site: lambda t: seen.__setitem__("h", t.float())}):
-        loaded.model(ids)
-    h = seen["h"][:, 1:]  # position 0, the attention sink, left out
-    features = lens.encode({site: seen["h"]})[:, 1:]
+    ids = wikitext_windows(data_dir(args.data_dir), loaded.tokenizer, args.tokens // 256, 256)
+    h_all = site_activations(loaded, site, ids)
+    h = h_all[:, 1:]  # position 0, the attention sink, left out
+    features = lens.encode({site: h_all})[:, 1:]
     units = sorted({unit for item in record["items"] for unit in item["methods"][args.variant]["edit"]["units"]})
     print(f"{site}, {args.variant}: {len(units)} features, {h.shape[0] * h.shape[1]} tokens")
     for unit in units:

@@ -7,10 +7,9 @@ import pytest
 import torch
 
 import bench.activations as activations
-from bench.activations import ActivationSpec, collect, contexts, token_ids
+from bench.activations import ActivationSpec, collect, contexts, site_activations, token_ids
 from bench.corpus import corpus_texts, ud_sentences, wikitext_pages
 from bench.errors import BenchError
-from bench.sites import hooked
 
 
 def test_corpus_readers(corpus_dir) -> None:
@@ -34,10 +33,9 @@ def test_collected_activations_match_a_direct_forward_pass(tiny_llama, corpus_di
     assert acts[sites[0]].shape[0] >= 300
     np.testing.assert_array_equal(token_ids(tiny_llama, spec), ctx[:, 1:].reshape(-1).numpy())
 
-    seen = {}
-    with torch.no_grad(), hooked(tiny_llama.model, {sites[1]: lambda t: seen.__setitem__("h", t)}):
-        tiny_llama.model(ctx[2:3])
-    np.testing.assert_allclose(acts[sites[1]][2 * 15 : 3 * 15], seen["h"][0, 1:].numpy(), rtol=1e-3, atol=1e-3)
+    direct = site_activations(tiny_llama, sites[1], ctx[2:3])  # the uncached pass of the diagnostics
+    assert direct.shape == (1, 16, 24) and direct.dtype == torch.float32
+    np.testing.assert_allclose(acts[sites[1]][2 * 15 : 3 * 15], direct[0, 1:].numpy(), rtol=1e-3, atol=1e-3)
 
     # A second request is served from the cache; only a new site triggers a pass, for that site alone.
     passes = []
