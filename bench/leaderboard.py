@@ -340,10 +340,14 @@ def _frontier_plot(records: list[dict[str, Any]], out_dir: Path) -> Path | None:
             continue
         metrics, label = record["metrics"], f"{_label(record)} L{record['lens']['layer']}"
         budget = record.get("budget", {}).get("config", budget)
+        # a second erasure task (e.g. FeatureEdit's other mode) must not extend the first one's lines
+        task = record["task"]["name"]
+        suffix = "" if task == record["task"]["type"] else f" ({task})"
         for variant in record.get("methods", {}):
             if f"rel.{variant}" not in metrics:
                 continue
             base, _, swept = variant.partition("[")
+            base += suffix
             means = {name: metrics.get(f"{name}.{variant}", {}).get("mean") for name in ("rel", "loc", "ppl_ratio")}
             rows.append({"lens": label, "method": base, "variant": swept.rstrip("]"), **means})
     if not rows:

@@ -192,3 +192,20 @@ def test_other_formats(tmp_path, tiny_model_dirs, tiny_task, corpus_dir) -> None
     html = (tmp_path / "board" / "leaderboard.html").read_text()
     assert "<table" in html and "data:image/png;base64," in html and 'src="bars_' not in html  # self-contained
     assert (tmp_path / "board" / "delta_prob.png").exists()
+
+
+def test_frontier_keeps_a_second_erasure_task_on_its_own_lines(monkeypatch, tmp_path) -> None:
+    import bench.leaderboard as leaderboard
+
+    drawn = []
+    monkeypatch.setattr(leaderboard, "erasure_frontier", lambda rows, *_: drawn.extend(rows))
+    project = erasure("sae_post_mlp", "blocks.2.hook_resid_post", {"feature_edit[top_k=1]": (0.1, 0.1)}, "p")
+    zeroing = erasure("sae_post_mlp", "blocks.2.hook_resid_post", {"feature_edit[top_k=1,tau=3]": (0.2, 0.1)}, "z")
+    zeroing["task"]["name"] = "feature_edit_tau"
+    for rec in (project, zeroing):
+        rec["methods"] = {variant.split(".", 1)[1]: {} for variant in rec["metrics"] if variant.startswith("rel.")}
+    leaderboard._frontier_plot([project, zeroing], tmp_path)
+    assert {(row["method"], row["variant"]) for row in drawn} == {
+        ("feature_edit", "top_k=1"),
+        ("feature_edit (feature_edit_tau)", "top_k=1,tau=3"),
+    }
