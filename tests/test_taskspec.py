@@ -8,7 +8,7 @@ import pytest
 
 from bench.errors import BenchError
 from bench.registry import plugins
-from bench.taskspec import load_task
+from bench.taskspec import load_task, task_files
 from tests.conftest import TINY_TASK
 
 
@@ -19,9 +19,14 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_shipped_tasks_validate() -> None:
+    for name in task_files(plugins()):
+        assert load_task(plugins(), name).name == name
     task = load_task(plugins(), "knowledge_ablation")
     assert task.type.name == "knowledge_ablation"
     assert task.config.selection.k == [1, 5, 10]
+    tau_sweep = load_task(plugins(), "feature_edit_tau")  # privacy erasure with one method, the paper's rule
+    assert tau_sweep.type.name == "privacy_erasure"
+    assert tau_sweep.config.methods == {"feature_edit": {"top_k": [1, 20], "mode": "zero_rows", "tau": [1, 3, 10]}}
 
 
 @pytest.mark.parametrize(
@@ -61,8 +66,8 @@ def test_bad_yaml_is_rejected_with_file_and_field(tmp_path: Path, text: str, mes
 def test_unknown_task_name_lists_known_tasks() -> None:
     with pytest.raises(
         BenchError,
-        match=r"unknown task 'nope'\. Known: interpretability, knowledge_ablation, monosemanticity, polysemanticity, "
-        r"privacy_erasure, sparse_probing",
+        match=r"unknown task 'nope'\. Known: feature_edit_tau, interpretability, knowledge_ablation, monosemanticity, "
+        r"polysemanticity, privacy_erasure, sparse_probing",
     ):
         load_task(plugins(), "nope")
 
