@@ -67,12 +67,7 @@ def load_task(plugins: Plugins, name_or_path: str) -> Task:
 
 
 def parse_task(plugins: Plugins, path: Path) -> Task:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise BenchError(f"{path}: not valid YAML: {err}") from err
-    if not isinstance(raw, dict):
-        raise BenchError(f"{path}: a task file must be a mapping with at least 'type' and 'description'.")
+    raw = _read_with_includes(path, ())
     if "type" not in raw:
         raise BenchError(f"{path}: field 'type' is missing; known task types: {_type_names(plugins)}.")
     if raw["type"] not in plugins.task_types:
@@ -83,6 +78,33 @@ def parse_task(plugins: Plugins, path: Path) -> Task:
     except ValidationError as err:
         raise BenchError(f"{path}: " + "; ".join(_explain(task_type.config_model, e) for e in err.errors())) from None
     return Task(path.stem, path, task_type, config)
+
+
+def _read_with_includes(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """The file's mapping laid over the file named by its `include:` key, as lm-eval's task YAMLs do.
+
+    A variant task (another sweep of the same erasure, say) then states only what differs, and
+    cannot drift from its base when someone edits the base. The merge is by top-level key: a key
+    given here replaces the included one whole, so a variant's `methods:` is exactly what it says.
+    """
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise BenchError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise BenchError(f"{path}: a task file must be a mapping with at least 'type' and 'description'.")
+    if "include" not in raw:
+        return raw
+    name = raw.pop("include")
+    if not isinstance(name, str):
+        raise BenchError(f"{path}: field 'include' must be a file name next to it, such as 'privacy_erasure.yaml'.")
+    base = (path.parent / name).resolve()
+    if base in chain or base == path.resolve():
+        cycle = " -> ".join(str(p) for p in (*chain, path.resolve(), base))
+        raise BenchError(f"{path}: task files include each other in a cycle: {cycle}. Remove one 'include'.")
+    if not base.exists():
+        raise BenchError(f"{path}: field 'include': {base} does not exist (it is read relative to {path.parent}).")
+    return _read_with_includes(base, (*chain, path.resolve())) | raw
 
 
 def _type_names(plugins: Plugins) -> str:

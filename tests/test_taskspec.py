@@ -75,3 +75,34 @@ def test_unknown_task_name_lists_known_tasks() -> None:
 def test_unknown_lens_lists_known_lenses() -> None:
     with pytest.raises(BenchError, match=r"unknown lens 'sae_nope'\. Known: .*mlp_neurons"):
         plugins().lenses.get("sae_nope")
+
+
+def test_include_lays_a_variant_over_its_base(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text(TINY_TASK)
+    variant = tmp_path / "variant.yaml"
+    variant.write_text("include: base.yaml\ndescription: three facts per relation\nselection: {k: [2]}\n")
+    task = load_task(plugins(), str(variant))
+    assert task.name == "variant"
+    assert task.config.selection.k == [2]  # replaced whole
+    assert task.config.description == "three facts per relation"
+    assert task.config.attribution.ig_steps == 4  # from the base
+    (tmp_path / "base.yaml").write_text(TINY_TASK.replace("ig_steps: 4", "ig_steps: 7"))
+    assert load_task(plugins(), str(variant)).config.attribution.ig_steps == 7  # edits to the base reach it
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"variant.yaml": "include: missing.yaml\n"}, r"field 'include': .*missing\.yaml does not exist"),
+        ({"variant.yaml": "include: [base.yaml]\n"}, r"field 'include' must be a file name"),
+        ({"variant.yaml": "include: other.yaml\n", "other.yaml": "include: variant.yaml\n"}, r"in a cycle"),
+        ({"variant.yaml": "include: variant.yaml\n"}, r"in a cycle"),
+        ({"variant.yaml": "include: base.yaml\ncolour: red\n", "base.yaml": TINY_TASK}, r"'colour' is not allowed"),
+    ],
+)
+def test_bad_include_is_rejected(tmp_path: Path, files: dict[str, str], message: str) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(BenchError, match=message) as info:
+        load_task(plugins(), str(tmp_path / "variant.yaml"))
+    assert str(tmp_path / "variant.yaml") in str(info.value)
