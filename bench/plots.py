@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt
+import numpy as np
 
 
 def save_figure(fig: plt.Figure, path: Path) -> Path:
@@ -82,6 +83,25 @@ def metric_bars(df: Any, title: str, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+_LINES = ("-", "--", ":", "-.")
+
+
+def distinct_colors(n: int) -> list[Any]:
+    """n colors, no two alike: the qualitative tab10 / tab20 while they last, then evenly spaced
+    samples of a continuous map (neighbours then differ less, but never repeat)."""
+    if n <= 20:
+        cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+        return [cmap(i) for i in range(n)]
+    return list(plt.get_cmap("turbo")(np.linspace(0.0, 1.0, n)))
+
+
+def distinct_styles(n: int) -> list[tuple[str, Any]]:
+    """n (marker, line style) pairs, no two alike: marker and line cycle at coprime periods (7, 4),
+    so pairs repeat only after 28."""
+    return [(_MARKERS[i % len(_MARKERS)], _LINES[i % len(_LINES)]) for i in range(n)]
+
+
 def erasure_frontier(
     rows: Sequence[Mapping[str, Any]], min_loc: float | None, max_ppl_ratio: float | None, path: Path
 ) -> Path:
@@ -95,12 +115,12 @@ def erasure_frontier(
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True, layout="constrained")
     lenses = list(dict.fromkeys(str(r["lens"]) for r in rows))
     methods = list(dict.fromkeys(str(r["method"]) for r in rows))
-    colors = plt.get_cmap("tab10" if len(lenses) <= 10 else "tab20")
-    styles = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-."), ("v", (0, (5, 1)))]
+    colors = distinct_colors(len(lenses))
+    styles = distinct_styles(len(methods))
     for lens, method in dict.fromkeys((str(r["lens"]), str(r["method"])) for r in rows):
         points = [r for r in rows if r["lens"] == lens and r["method"] == method]
-        marker, line = styles[methods.index(method) % len(styles)]
-        style = {"marker": marker, "linestyle": line, "color": colors(lenses.index(lens)), "label": f"{lens}: {method}"}
+        marker, line = styles[methods.index(method)]
+        style = {"marker": marker, "linestyle": line, "color": colors[lenses.index(lens)], "label": f"{lens}: {method}"}
         for ax, x_of in ((axes[0], lambda r: 1 - r["loc"]), (axes[1], lambda r: r["ppl_ratio"])):
             shown = sorted(
                 (x_of(r), r["rel"], r["variant"]) for r in points if r["loc"] is not None and x_of(r) is not None

@@ -209,3 +209,12 @@ def test_frontier_keeps_a_second_erasure_task_on_its_own_lines(monkeypatch, tmp_
         ("feature_edit", "top_k=1"),
         ("feature_edit (feature_edit_tau)", "top_k=1,tau=3"),
     }
+
+
+def test_frontier_styles_never_repeat() -> None:
+    """A lens or method sharing another's look would make two frontier lines read as one."""
+    from bench.plots import distinct_colors, distinct_styles
+
+    for n in (3, 12, 27):
+        assert len({tuple(c) for c in distinct_colors(n)}) == n
+    assert len(set(distinct_styles(28))) == 28
