@@ -24,7 +24,7 @@ import torch
 from bench.activations import site_activations
 from bench.models import load_model
 from bench.paths import data_dir
-from bench.registry import plugins
+from bench.record_lens import lens_of_record
 from bench.text_kl import wikitext_windows
 
 
@@ -41,11 +41,7 @@ def main() -> None:
     top5 = Counter(unit for item in items for unit in item["top_units"][:5])
     torch.set_grad_enabled(False)
     loaded = load_model(record["model"]["id"])
-    recorded = record["lens"]["config"]
-    options = {"sae": recorded["sae"]} if "sae" in recorded else {}  # the rest of the config is derived
-    lens = plugins().lenses.get(record["lens"]["name"]).build(loaded, site, options)
-    if lens.config().get("sae_sha256") != recorded.get("sae_sha256"):
-        raise SystemExit(f"the SAE at {recorded['sae']} is not the one this record used (retrained since?)")
+    lens = lens_of_record(loaded, record)
     ids = wikitext_windows(data_dir(args.data_dir), loaded.tokenizer, args.tokens // 256, 256)
     h_all = site_activations(loaded, site, ids)
     norms = h_all[:, 1:].norm(dim=-1)  # position 0, the attention sink, left out

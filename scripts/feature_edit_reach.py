@@ -22,7 +22,7 @@ import torch
 from bench.activations import site_activations
 from bench.models import load_model
 from bench.paths import data_dir
-from bench.registry import plugins
+from bench.record_lens import lens_of_record
 from bench.text_kl import wikitext_windows
 
 
@@ -37,7 +37,7 @@ def main() -> None:
     site = record["lens"]["site"]
     torch.set_grad_enabled(False)
     loaded = load_model(record["injection"]["path"])  # the fine-tuned model the edits were made on
-    lens = plugins().lenses.get(record["lens"]["name"]).build(loaded, site, {"sae": record["lens"]["config"]["sae"]})
+    lens = lens_of_record(loaded, record)  # checks the SAE is the one the record used
     ids = wikitext_windows(data_dir(args.data_dir), loaded.tokenizer, args.tokens // 256, 256)
     h_all = site_activations(loaded, site, ids)
     h = h_all[:, 1:]  # position 0, the attention sink, left out
