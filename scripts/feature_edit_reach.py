@@ -22,7 +22,7 @@ import torch
 from bench.activations import site_activations
 from bench.models import load_model
 from bench.paths import data_dir
-from bench.record_lens import lens_of_record
+from bench.replay import lens_of_record
 from bench.text_kl import wikitext_windows
 
 

@@ -22,14 +22,10 @@ from pathlib import Path
 
 import torch
 
-from bench.interventions import batch_positions, units_ablated_at
 from bench.models import load_model
-from bench.pararel import load_facts
 from bench.paths import data_dir
-from bench.record_lens import lens_of_record
-from bench.scoring import collate, encode, score, score_items
+from bench.replay import facts_of_record, lens_of_record, replayed_drops
 from bench.stats import mean_se
-from bench.tasks.knowledge_ablation import drop
 
 
 def main() -> None:
@@ -40,21 +36,8 @@ def main() -> None:
     parser.add_argument("--data-dir")
     args = parser.parse_args()
     record = json.loads(args.record.read_text())
-    config, items = record["task"]["config"], record["items"]
-    k = int(args.k)
-    # The record keeps fact ids, not the facts: reload them as the task drew them.
-    data = config["data"]
-    by_id = {
-        fact.id: fact
-        for fact in load_facts(
-            data_dir(args.data_dir),
-            data["relations"],
-            data["patterns_per_relation"],
-            data["tuples_per_relation"],
-            config["seed"],
-        )
-    }
-    facts = [by_id[item["id"]] for item in items]
+    items = record["items"]
+    facts = facts_of_record(record, data_dir(args.data_dir))
     pairs = [
         (i, j)
         for i, a in enumerate(facts)
@@ -64,26 +47,17 @@ def main() -> None:
     torch.set_grad_enabled(False)
     loaded = load_model(record["model"]["id"])
     lens = lens_of_record(loaded, record)
-    encoded = encode(loaded.tokenizer, facts)
-    clean = [p for p, _ in score_items(loaded, encoded, args.batch_size)]
-    where = config["ablation"]["positions"]
     same_drops: dict[int, list[float]] = defaultdict(list)
-    for start in range(0, len(pairs), args.batch_size):
-        chunk = pairs[start : start + args.batch_size]
-        batch = collate([encoded[j] for _, j in chunk], loaded.tokenizer.pad_token_id, loaded.device)
-        masks = torch.zeros(len(chunk), lens.n_units, dtype=torch.bool)
-        for row, (i, _) in enumerate(chunk):
-            masks[row, items[i]["top_units"][:k]] = True
-        with units_ablated_at(loaded, lens, masks, batch_positions(batch, where)):
-            after = score(loaded, batch).log_prob.exp().tolist()
-        for (i, j), p in zip(chunk, after, strict=True):
-            same_drops[i].append(drop(clean[j], p))
+    for (i, _), d in zip(
+        pairs, replayed_drops(loaded, lens, record, facts, pairs, int(args.k), args.batch_size), strict=True
+    ):
+        same_drops[i].append(d)
     rows = [
         (item["relation"], item["delta_prob"][args.k], item["delta_prob_unrelated"][args.k], sum(d) / len(d))
         for i, item in enumerate(items)
         if (d := same_drops[i])
     ]
-    print(f"{record['lens']['name']} at {record['lens']['site']}, k = {k}: {len(rows)} of {len(items)} facts have")
+    print(f"{record['lens']['name']} at {record['lens']['site']}, k = {args.k}: {len(rows)} of {len(items)} facts have")
     print("another fact of their relation with another answer in the record\n")
     print(f"{'relation':10s} {'facts':>5s} {'ΔProb':>7s} {'other rel.':>10s} {'same rel.':>9s}")
     for relation in sorted({r for r, *_ in rows}):

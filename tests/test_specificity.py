@@ -99,3 +99,22 @@ def test_a_lens_that_wrecks_everything_ranks_last_on_specificity(wrecker, taught
         assert df["random_chunks", f"specificity@{k}"] < df["mlp_neurons", f"specificity@{k}"]
     (record,) = [json.loads(p.read_text()) for p in out.rglob("random_chunks/*.json")]
     assert record["schema"] == 2 and record["sample"]["used"] == 10
+
+
+def test_replaying_a_record_gives_back_its_drops(taught_model, corpus_dir, tmp_path) -> None:
+    """The record scripts replay a record's ablations on other facts; on the fact itself the
+    replay must give the record's own ΔProb, or the scripts' controls measure something else."""
+    from bench.models import load_model
+    from bench.replay import facts_of_record, lens_of_record, replayed_drops
+
+    task = tmp_path / "task.yaml"
+    task.write_text(TASK)
+    assert run_cli(taught_model, task, corpus_dir, tmp_path / "results", "--batch-size", "8") == 0
+    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "results").rglob("mlp_neurons/*.json")]
+    loaded = load_model(str(taught_model))
+    facts = facts_of_record(record, corpus_dir)
+    assert [f.id for f in facts] == [item["id"] for item in record["items"]]
+    own = [(i, i) for i in range(len(facts))]
+    drops = replayed_drops(loaded, lens_of_record(loaded, record), record, facts, own, 3, 4)
+    assert drops == pytest.approx([item["delta_prob"]["3"] for item in record["items"]], abs=1e-5)
+    assert max(drops) > 100 * 1e-5  # the check has something to compare
