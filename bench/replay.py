@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,17 @@ from bench.tasks.knowledge_ablation import drop
 
 
 def lens_of_record(loaded: LoadedModel, record: dict[str, Any]) -> Lens:
-    """The record's lens at its site on ``loaded``; an SAE must be the very one the record used."""
+    """The record's lens at its site on ``loaded``, the very one the record used: its config (an
+    SAE's hash, a fitted basis's hash, ...) must equal the recorded one."""
     recorded = record["lens"]["config"]
     options = {"sae": recorded["sae"]} if "sae" in recorded else {}  # the rest of the config is derived
     lens = plugins().lenses.get(record["lens"]["name"]).build(loaded, record["lens"]["site"], options)
-    if lens.config().get("sae_sha256") != recorded.get("sae_sha256"):
+    built = json.loads(json.dumps(lens.config()))  # as the record stores it (tuples become lists)
+    differ = sorted(key for key in built.keys() | recorded.keys() if built.get(key) != recorded.get(key))
+    if differ:
         raise BenchError(
-            f"the SAE at {recorded['sae']} is not the one this record used (retrained since?); "
-            "retrain it with the record's recipe or rerun the record."
+            f"the {record['lens']['name']} lens built now is not the one the record used ({', '.join(differ)} "
+            "differ: an SAE retrained or a basis refitted since?); rebuild it with the record's recipe or rerun it."
         )
     return lens
 

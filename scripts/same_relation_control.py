@@ -9,6 +9,7 @@ and overall (bootstrap SE over relations):
 - ``ΔProb``: the record's drop of the fact itself;
 - ``other rel.``: the record's control, facts of other relations;
 - ``same rel.``: the new control, the mean drop of the same relation's other facts.
+The record's own ablations are replayed first, and must give back its ΔProb.
 
     python scripts/same_relation_control.py results/knowledge_ablation/.../<site>-<id>.json --k 5
 """
@@ -48,9 +49,12 @@ def main() -> None:
     loaded = load_model(record["model"]["id"])
     lens = lens_of_record(loaded, record)
     same_drops: dict[int, list[float]] = defaultdict(list)
-    for (i, _), d in zip(
-        pairs, replayed_drops(loaded, lens, record, facts, pairs, int(args.k), args.batch_size), strict=True
-    ):
+    own = [(i, i) for i in range(len(facts))]  # replayed as a check: they must give the record's ΔProb
+    drops = replayed_drops(loaded, lens, record, facts, own + pairs, int(args.k), args.batch_size)
+    off = max(abs(d - item["delta_prob"][args.k]) for d, item in zip(drops, items, strict=False))
+    if off > 1e-3:
+        raise SystemExit(f"the replay does not reproduce the record (ΔProb off by up to {off:.4f}); not comparable")
+    for (i, _), d in zip(pairs, drops[len(own) :], strict=True):
         same_drops[i].append(d)
     rows = [
         (item["relation"], item["delta_prob"][args.k], item["delta_prob_unrelated"][args.k], sum(d) / len(d))
