@@ -10,13 +10,12 @@ from typing import Any
 import torch
 
 from bench.errors import BenchError
-from bench.interventions import batch_positions, units_ablated_at
 from bench.lens import Lens
 from bench.models import LoadedModel
 from bench.pararel import Fact, load_facts
 from bench.registry import plugins
-from bench.scoring import collate, encode, score, score_items
-from bench.tasks.knowledge_ablation import drop
+from bench.scoring import encode, score_items
+from bench.tasks.knowledge_ablation import ablate, drop
 
 
 def lens_of_record(loaded: LoadedModel, record: dict[str, Any]) -> Lens:
@@ -61,21 +60,13 @@ def replayed_drops(
 ) -> list[float]:
     """For each (i, j): ΔProb of fact j when fact i's top-k units of the record are ablated, at the
     record's positions. (i, i) gives back the record's own ΔProb@k."""
-    where = record["task"]["config"]["ablation"]["positions"]
     encoded = encode(loaded.tokenizer, facts)
     needed = sorted({j for _, j in pairs})
-    clean = dict(
-        zip(needed, (p for p, _ in score_items(loaded, [encoded[j] for j in needed], batch_size)), strict=True)
-    )
-    drops = []
-    with torch.no_grad():
-        for start in range(0, len(pairs), batch_size):
-            chunk = pairs[start : start + batch_size]
-            batch = collate([encoded[j] for _, j in chunk], loaded.tokenizer.pad_token_id, loaded.device)
-            masks = torch.zeros(len(chunk), lens.n_units, dtype=torch.bool)
-            for row, (i, _) in enumerate(chunk):
-                masks[row, record["items"][i]["top_units"][:k]] = True
-            with units_ablated_at(loaded, lens, masks, batch_positions(batch, where)):
-                after = score(loaded, batch).log_prob.exp().tolist()
-            drops.extend(drop(clean[j], p) for (_, j), p in zip(chunk, after, strict=True))
-    return drops
+    scored = score_items(loaded, [encoded[j] for j in needed], batch_size)
+    clean = {j: p for j, (p, _) in zip(needed, scored, strict=True)}
+    masks = torch.zeros(len(pairs), lens.n_units, dtype=torch.bool)
+    for row, (i, _) in enumerate(pairs):
+        masks[row, record["items"][i]["top_units"][:k]] = True
+    where = record["task"]["config"]["ablation"]["positions"]
+    after = ablate(loaded, lens, [encoded[j] for _, j in pairs], masks, where, batch_size, None).prob
+    return [drop(clean[j], float(p)) for (_, j), p in zip(pairs, after, strict=True)]

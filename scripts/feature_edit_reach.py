@@ -37,7 +37,7 @@ def main() -> None:
     site = record["lens"]["site"]
     torch.set_grad_enabled(False)
     loaded = load_model(record["injection"]["path"])  # the fine-tuned model the edits were made on
-    lens = lens_of_record(loaded, record)  # checks the SAE is the one the record used
+    lens = lens_of_record(loaded, record)  # checks the lens is the one the record used
     ids = wikitext_windows(data_dir(args.data_dir), loaded.tokenizer, args.tokens // 256, 256)
     h_all = site_activations(loaded, site, ids)
     h = h_all[:, 1:]  # position 0, the attention sink, left out

@@ -51,7 +51,7 @@ def main() -> None:
     same_drops: dict[int, list[float]] = defaultdict(list)
     own = [(i, i) for i in range(len(facts))]  # replayed as a check: they must give the record's ΔProb
     drops = replayed_drops(loaded, lens, record, facts, own + pairs, int(args.k), args.batch_size)
-    off = max(abs(d - item["delta_prob"][args.k]) for d, item in zip(drops, items, strict=False))
+    off = max(abs(d - item["delta_prob"][args.k]) for d, item in zip(drops[: len(own)], items, strict=True))
     if off > 1e-3:
         raise SystemExit(f"the replay does not reproduce the record (ΔProb off by up to {off:.4f}); not comparable")
     for (i, _), d in zip(pairs, drops[len(own) :], strict=True):

@@ -112,7 +112,7 @@ class Ablated:
     edit_norm: torch.Tensor  # [rows] ‖Δh‖/‖h‖ over the edited positions
 
 
-def _ablate(
+def ablate(
     loaded: LoadedModel,
     lens: Lens,
     items: Sequence[Encoded],
@@ -194,7 +194,7 @@ def _process(
     # One row per (fact, selection), fact-major, batched together.
     masks = torch.stack([selections[name] for name in names], dim=1).flatten(0, 1)
     seeds = [_seed(config.seed, fact.id, name) for fact in facts for name in names]
-    target = _ablate(
+    target = ablate(
         loaded,
         lens,
         [item for item in items for _ in names],
@@ -206,7 +206,7 @@ def _process(
     # The same ablations on unrelated facts: one row per (fact, selection, unrelated fact).
     unrelated = [controls.unrelated(fact) for fact in facts]
     rows_unrelated = [(i, j, u) for i in range(len(facts)) for j in range(len(names)) for u in unrelated[i]]
-    other = _ablate(
+    other = ablate(
         loaded,
         lens,
         encode(loaded.tokenizer, [u for _, _, u in rows_unrelated]),
