@@ -12,15 +12,15 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from bench.collection import Item, collect, select
+from bench.engine.collection import Item, select
+from bench.engine.runner import DEFAULT_OUTPUT_DIR, CellResult, RunOptions
+from bench.engine.session import Session
+from bench.engine.taskspec import load_task, task_files
 from bench.errors import BenchError
-from bench.expectations import evaluate
-from bench.models import DEFAULT_MODEL, DTYPES
+from bench.model.loading import DEFAULT_MODEL, DTYPES
 from bench.paths import DATA_ENV, data_dir
-from bench.registry import plugins
-from bench.runner import CellResult, RunOptions, run_item, task_config
-from bench.sae_spec import ARCHITECTURES, TrainSpec
-from bench.taskspec import load_task, task_files
+from bench.plugin.registry import plugins
+from bench.sae.spec import ARCHITECTURES, TrainSpec
 
 
 def _int_list(text: str) -> list[int]:
@@ -51,7 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu")
     run.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     run.add_argument("--seed", type=int, help="override the task's seed")
-    run.add_argument("--output-dir", "--output_path", type=Path, default=Path("results"))
+    run.add_argument(
+        "--output-dir",
+        "--output_path",
+        type=Path,
+        default=DEFAULT_OUTPUT_DIR,
+        help=f"where records go (default: ./{DEFAULT_OUTPUT_DIR}, git-ignored)",
+    )
     run.add_argument("--data-dir", type=Path, help="folder with pararel/, wikitext-2/, ... ($LENS_BENCH_DATA)")
     run.add_argument("--lens-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE")
     run.add_argument("--sae", help="SAE lenses: a sae-lens directory or <release>/<sae_id> ({layer} is filled in)")
@@ -137,8 +143,6 @@ def _use_data_dir(explicit: Path | None) -> Path | None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from bench.models import layer_count, load_model  # torch/transformers import only when needed
-
     registry = plugins()
     tasks = [load_task(registry, name) for name in args.task.split(",")]
     lenses = args.units.split(",")
@@ -146,16 +150,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         registry.lenses.entry(lens)  # unknown lens: fail before loading the model
     if args.batch_size < 1:
         raise BenchError("--batch-size must be at least 1.")
-    collected = collect(registry, tasks, lenses, args.layers, layer_count(args.model))
-    items = select(collected, args.keyword)
-    if args.collect_only:
-        for item in items:
-            print(item.id)
-        print(f"\n{len(items)} items collected")
-        return 0
-    if not items:
-        raise BenchError(f"no item matches -k {args.keyword!r}; `bench run ... --collect-only` lists them.")
-    loaded = load_model(args.model, args.device, args.dtype)
     options = RunOptions(
         layers=args.layers,
         limit=args.limit,
@@ -166,26 +160,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
         force=args.force,
         lens_options=dict(args.lens_option) | ({"sae": args.sae} if args.sae else {}),
     )
+    session = Session(registry, options, args.model, args.device, args.dtype)
+    collected = session.collect(tasks, lenses, args.layers)
+    items = select(collected, args.keyword)
+    if args.collect_only:
+        for item in items:
+            print(item.id)
+        print(f"\n{len(items)} items collected")
+        return 0
+    if not items:
+        raise BenchError(f"no item matches -k {args.keyword!r}; `bench run ... --collect-only` lists them.")
     print(f"collected {len(items)} items on {args.model}")
     start = time.perf_counter()
     cells: list[tuple[Item, CellResult]] = []
-    for task in tasks:
-        task_items = [item for item in items if item.task is task]
-        # the task's config names every layer of the run, whatever -k selected, so records stay the same
-        all_layers = sorted({item.layer for item in collected if item.task is task})
-        config = task_config(task, options, all_layers)
-        for item in task_items:
-            cell = run_item(registry, loaded, item, config, options)
-            print(_cell_line(item, cell), flush=True)
-            cells.append((item, cell))
+    for item, cell in session.run(items, collected):
+        print(_cell_line(item, cell), flush=True)
+        cells.append((item, cell))
     print("\n" + _results_table(cells))
-    outcomes = [
-        outcome
-        for task in tasks
-        for outcome in evaluate(
-            task.name, list(task.config.expect), [(i, c.record) for i, c in cells if i.task is task]
-        )
-    ]
+    outcomes = session.check(cells)
     for outcome in outcomes:
         print(f"{outcome.status.upper():8} {outcome.expectation}  [{outcome.subject}: {outcome.detail}]")
     done = sum(not c.skipped for _, c in cells)
@@ -193,13 +185,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     summary = f"{done} computed, {len(cells) - done} cached"
     if outcomes:
         summary += ", expectations: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-    print(f"\n== {summary} in {time.perf_counter() - start:.1f}s ==")
+    print(f"\n== {summary} in {time.perf_counter() - start:.1f}s -> {args.output_dir} ==")
     return 1 if counts["failed"] else 0
 
 
 def _cmd_sae(args: argparse.Namespace) -> None:
-    from bench.models import load_model
-    from bench.sae_training import train_saes
+    from bench.model.loading import load_model
+    from bench.sae.training import train_saes
 
     loaded = load_model(args.model, args.device)
     chosen = {f.name: getattr(args, f.name) for f in fields(TrainSpec) if getattr(args, f.name) is not None}
@@ -261,8 +253,8 @@ def _cmd_list(_: argparse.Namespace) -> None:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> None:
-    from bench.leaderboard import write_leaderboard
-    from bench.results import load_records
+    from bench.engine.records import load_records
+    from bench.report.leaderboard import write_leaderboard
 
     command = shlex.join(["bench", "leaderboard", "--results-dir", str(args.results_dir)])
     default = Path("leaderboard") / ("README.md" if args.format == "md" else f"leaderboard.{args.format}")
@@ -271,7 +263,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> None:
 
 
 def _cmd_show(args: argparse.Namespace) -> None:
-    from bench.show import show_neuron
+    from bench.report.show import show_neuron
 
     out = args.output or Path(f"neuron_L{args.layer}_{args.index}.png")
     path, summary = show_neuron(args.model, args.layer, args.index, out, _use_data_dir(args.data_dir), args.threshold)

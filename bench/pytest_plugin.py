@@ -12,6 +12,7 @@ none of this do not pay for them.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,88 +42,55 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
-class _Session:
-    """Per-session state: the model (loaded once), options, and the output folder."""
-
-    def __init__(self, config: pytest.Config):
-        self.config = config
-        self._loaded: Any = None
-
-    @property
-    def model_id(self) -> str:
-        from bench.models import DEFAULT_MODEL
-
-        return self.config.getoption("--bench-model") or DEFAULT_MODEL
-
-    def loaded(self) -> Any:
-        if self._loaded is None:
-            from bench.models import load_model
-
-            self._loaded = load_model(self.model_id)
-        return self._loaded
-
-    def options(self) -> Any:
-        from bench.paths import data_dir
-        from bench.runner import RunOptions
-
-        out = self.config.getoption("--bench-output-dir")
-        layers = self.config.getoption("--bench-layers")
-        return RunOptions(
-            layers=[int(x) for x in layers.split(",")] if layers else None,
-            limit=self.config.getoption("--bench-limit"),
-            output_dir=Path(out) if out else self.config._tmp_path_factory.getbasetemp() / "bench-results",  # type: ignore[attr-defined]
-            data_dir=data_dir(self.config.getoption("--bench-data-dir")),
-        )
-
-
-def _session(config: pytest.Config) -> _Session:
+def _session(config: pytest.Config) -> Any:
+    """The run session of this pytest session (bench.engine.session.Session, as `bench run` uses),
+    made on first use; the model loads once, when an item or fixture first needs it."""
     if not hasattr(config, "_bench_session"):
-        config._bench_session = _Session(config)  # type: ignore[attr-defined]
+        from bench.engine.runner import RunOptions
+        from bench.engine.session import Session
+        from bench.model.loading import DEFAULT_MODEL
+        from bench.paths import data_dir
+        from bench.plugin.registry import plugins
+
+        out = config.getoption("--bench-output-dir")
+        layers = config.getoption("--bench-layers")
+        options = RunOptions(
+            layers=[int(x) for x in layers.split(",")] if layers else None,
+            limit=config.getoption("--bench-limit"),
+            output_dir=Path(out) if out else config._tmp_path_factory.getbasetemp() / "bench-results",  # type: ignore[attr-defined]
+            data_dir=data_dir(config.getoption("--bench-data-dir")),
+        )
+        config._bench_session = Session(plugins(), options, config.getoption("--bench-model") or DEFAULT_MODEL)  # type: ignore[attr-defined]
     return config._bench_session  # type: ignore[attr-defined]
 
 
 class TaskFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        from bench.collection import collect
+        from bench.engine.taskspec import parse_task
         from bench.errors import BenchError
-        from bench.models import layer_count
-        from bench.registry import plugins
-        from bench.taskspec import parse_task
 
-        state = _session(self.config)
+        session = _session(self.config)
         try:
-            task = parse_task(plugins(), self.path)
-            options = state.options()
+            task = parse_task(session.plugins, self.path)
             lenses = self.config.getoption("--bench-units").split(",")
-            items = collect(plugins(), [task], lenses, options.layers, layer_count(state.model_id))
+            items = session.collect([task], lenses, session.options.layers)
         except BenchError as err:
             raise self.CollectError(str(err)) from None
-        layers = sorted({item.layer for item in items})
         for item in items:
-            yield TaskItem.from_parent(self, name=item.id, bench_item=item, layers=layers)
+            yield TaskItem.from_parent(self, name=item.id, bench_item=item, collected=items)
 
 
 class TaskItem(pytest.Item):
-    def __init__(self, *, bench_item: Any, layers: list[int], **kwargs: Any):
+    def __init__(self, *, bench_item: Any, collected: list[Any], **kwargs: Any):
         super().__init__(**kwargs)
         self.bench_item = bench_item
-        self.layers = layers
+        self.collected = collected  # the file's items: the task's config names all their layers
 
     def runtest(self) -> None:
-        from bench.expectations import evaluate
-        from bench.registry import plugins
-        from bench.runner import run_item, task_config
-
-        state = _session(self.config)
-        options = state.options()
-        task = self.bench_item.task
-        cell = run_item(plugins(), state.loaded(), self.bench_item, task_config(task, options, self.layers), options)
-        self.user_properties.append(("record", str(cell.path)))
-        failed = [
-            o
-            for o in evaluate(task.name, list(task.config.expect), [(self.bench_item, cell.record)])
-            if o.status == "failed"
-        ]
+        session = _session(self.config)
+        results = list(session.run([self.bench_item], self.collected))
+        self.user_properties.append(("record", str(results[0][1].path)))
+        failed = [o for o in session.check(results) if o.status == "failed"]
         if failed:
             raise ExpectationFailed(failed)
 
@@ -143,51 +111,45 @@ class ExpectationFailed(Exception):
 
 @pytest.fixture(scope="session")
 def bench_results_dir(pytestconfig: pytest.Config) -> Path:
-    return _session(pytestconfig).options().output_dir
+    return _session(pytestconfig).options.output_dir
 
 
 @pytest.fixture(scope="session")
 def bench_model(pytestconfig: pytest.Config) -> Any:
     """The LoadedModel of --bench-model (default: the embedded model), loaded once per session."""
-    return _session(pytestconfig).loaded()
+    return _session(pytestconfig).loaded
 
 
 @pytest.fixture
-def bench_task() -> Callable[[str], Any]:
+def bench_task(pytestconfig: pytest.Config) -> Callable[[str], Any]:
     """bench_task(name_or_path) -> Task, validated against its type."""
-    from bench.registry import plugins
-    from bench.taskspec import load_task
+    from bench.engine.taskspec import load_task
 
-    return lambda name: load_task(plugins(), name)
+    return lambda name: load_task(_session(pytestconfig).plugins, name)
 
 
 @pytest.fixture
-def bench_lens(bench_model: Any) -> Callable[..., Any]:
+def bench_lens(pytestconfig: pytest.Config, bench_model: Any) -> Callable[..., Any]:
     """bench_lens(name, layer, **options) -> Lens at the lens's default site for that layer."""
-    from bench.registry import plugins
 
     def build(name: str, layer: int, **options: Any) -> Any:
-        spec = plugins().lenses.get(name)
+        spec = _session(pytestconfig).plugins.lenses.get(name)
         return spec.build(bench_model, spec.default_site.format(layer=layer), options)
 
     return build
 
 
 @pytest.fixture
-def bench_run(pytestconfig: pytest.Config, bench_model: Any, bench_task: Callable[[str], Any]) -> Callable[..., dict]:
+def bench_run(pytestconfig: pytest.Config, bench_task: Callable[[str], Any]) -> Callable[..., dict]:
     """bench_run(task, lens, layer, limit=None) -> the finished record (reused if already on disk)."""
-    from bench.collection import Item
-    from bench.registry import plugins
-    from bench.runner import run_item, task_config
+    import dataclasses
 
     def run(task_name: str, lens: str, layer: int, limit: int | None = None) -> dict:
-        options = _session(pytestconfig).options()
-        if limit is not None:
-            options.limit = limit
-        task = bench_task(task_name)
-        site = plugins().lenses.get(lens).default_site.format(layer=layer)
-        return run_item(
-            plugins(), bench_model, Item(task, lens, layer, site), task_config(task, options, [layer]), options
-        ).record
+        session = _session(pytestconfig)
+        if limit is not None:  # this call only: a copy of the session with another limit
+            session = copy.copy(session)
+            session.options = dataclasses.replace(session.options, limit=limit)
+        item = session.item(bench_task(task_name), lens, layer)
+        return next(session.run([item]))[1].record
 
     return run

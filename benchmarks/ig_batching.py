@@ -14,13 +14,13 @@ import time
 import torch
 from tabulate import tabulate
 
-from bench.attribution import attribute
-from bench.known_facts import known
-from bench.models import DEFAULT_MODEL, load_model
-from bench.pararel import load_facts
+from bench.data.pararel import load_facts
+from bench.model.attribution import attribute
+from bench.model.loading import DEFAULT_MODEL, load_model
+from bench.model.scoring import encode
 from bench.paths import data_dir
-from bench.registry import plugins
-from bench.scoring import encode
+from bench.plugin.registry import plugins
+from bench.tasks.known_facts import known
 
 
 def main() -> None:

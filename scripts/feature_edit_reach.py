@@ -19,11 +19,12 @@ from pathlib import Path
 
 import torch
 
-from bench.activations import site_activations
-from bench.models import load_model
+from bench.model.activations import site_activations
+from bench.model.loading import load_model
+from bench.model.text_kl import wikitext_windows
 from bench.paths import data_dir
-from bench.replay import lens_of_record
-from bench.text_kl import wikitext_windows
+from bench.plugin.registry import plugins
+from bench.tasks.knowledge_ablation.replay import lens_of_record
 
 
 def main() -> None:
@@ -37,7 +38,7 @@ def main() -> None:
     site = record["lens"]["site"]
     torch.set_grad_enabled(False)
     loaded = load_model(record["injection"]["path"])  # the fine-tuned model the edits were made on
-    lens = lens_of_record(loaded, record)  # checks the lens is the one the record used
+    lens = lens_of_record(loaded, record, plugins())  # checks the lens is the one the record used
     ids = wikitext_windows(data_dir(args.data_dir), loaded.tokenizer, args.tokens // 256, 256)
     h_all = site_activations(loaded, site, ids)
     h = h_all[:, 1:]  # position 0, the attention sink, left out

@@ -23,10 +23,11 @@ from pathlib import Path
 
 import torch
 
-from bench.models import load_model
+from bench.model.loading import load_model
 from bench.paths import data_dir
-from bench.replay import facts_of_record, lens_of_record, replayed_drops
+from bench.plugin.registry import plugins
 from bench.stats import mean_se
+from bench.tasks.knowledge_ablation.replay import facts_of_record, lens_of_record, replayed_drops
 
 
 def main() -> None:
@@ -47,7 +48,7 @@ def main() -> None:
     ]
     torch.set_grad_enabled(False)
     loaded = load_model(record["model"]["id"])
-    lens = lens_of_record(loaded, record)
+    lens = lens_of_record(loaded, record, plugins())
     same_drops: dict[int, list[float]] = defaultdict(list)
     own = [(i, i) for i in range(len(facts))]  # replayed as a check: they must give the record's ΔProb
     drops = replayed_drops(loaded, lens, record, facts, own + pairs, int(args.k), args.batch_size)

@@ -20,8 +20,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from bench.models import LoadedModel, load_model
-from bench.registry import plugins
+from bench.model.loading import LoadedModel, load_model
+from bench.plugin.registry import plugins
 
 pytest_plugins = ["pytester"]
 

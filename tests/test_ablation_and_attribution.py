@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.attribution import attribute
-from bench.interventions import position_mask, unit_mask, units_ablated_at
-from bench.lens import lensed
-from bench.registry import plugins
-from bench.scoring import Encoded, collate, score
-from bench.sites import hooked
+from bench.model.attribution import attribute
+from bench.model.interventions import position_mask, unit_mask, units_ablated_at
+from bench.model.lens import lensed
+from bench.model.scoring import Encoded, collate, score
+from bench.model.sites import hooked
+from bench.plugin.registry import plugins
 
 SITE = "blocks.1.mlp.hook_post"
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-import bench.activations as activations
-from bench.activations import ActivationSpec, collect, contexts, site_activations, token_ids
-from bench.corpus import corpus_texts, ud_sentences, wikitext_pages
+import bench.model.activations as activations
+from bench.data.corpus import corpus_texts, ud_sentences, wikitext_pages
 from bench.errors import BenchError
+from bench.model.activations import ActivationSpec, collect, contexts, site_activations, token_ids
 
 
 def test_corpus_readers(corpus_dir) -> None:

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from bench.errors import BenchError
-from bench.lens import lensed
-from bench.registry import plugins
-from bench.sites import hooked
+from bench.model.lens import lensed
+from bench.model.sites import hooked
+from bench.plugin.registry import plugins
 
 SITE = "blocks.1.hook_resid_post"
 

@@ -12,8 +12,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from bench.errors import BenchError
-from bench.judges import Example
-from bench.registry import plugins
+from bench.plugin.registry import plugins
+from bench.tasks.interpretability.judges import Example
 
 
 class FakeChatServer(BaseHTTPRequestHandler):

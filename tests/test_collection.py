@@ -7,9 +7,9 @@ import json
 import pytest
 
 from bench.cli import main
+from bench.engine.taskspec import load_task
 from bench.errors import BenchError
-from bench.registry import plugins
-from bench.taskspec import load_task
+from bench.plugin.registry import plugins
 
 
 def run(tmp_path, tiny_model_dirs, task, data, *extra: str) -> int:

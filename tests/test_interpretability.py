@@ -9,12 +9,12 @@ import pytest
 import torch
 from tqdm import tqdm
 
-from bench.context import TaskContext
-from bench.judges import Example, Judge
-from bench.lens import Lens
-from bench.registry import plugins
-from bench.results import RecordSlot
-from bench.tasks.interpretability import ExamplesConfig, InterpretabilityConfig, run, score_unit, split_contexts
+from bench.engine.context import TaskContext
+from bench.engine.records import RecordSlot
+from bench.model.lens import Lens
+from bench.plugin.registry import plugins
+from bench.tasks.interpretability.judges import Example, Judge
+from bench.tasks.interpretability.task import ExamplesConfig, InterpretabilityConfig, run, score_unit, split_contexts
 
 N_NOISE = 20
 
@@ -51,7 +51,14 @@ def run_is(loaded, judge: str, corpus_dir, tmp_path) -> dict:
         tmp_path / "r", {"task": {"name": "is"}, "model": {"id": "m"}, "lens": {"name": "p", "site": "s"}}
     )
     ctx = TaskContext(
-        loaded, Planted(), config, 8, corpus_dir, slot, lambda d, t, i: tqdm(total=t, initial=i, disable=True)
+        loaded,
+        Planted(),
+        config,
+        8,
+        corpus_dir,
+        slot,
+        lambda d, t, i: tqdm(total=t, initial=i, disable=True),
+        plugins(),
     )
     return run(ctx)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
+from bench.engine.records import load_records, schema_version
 from bench.errors import BenchError
-from bench.leaderboard import frame, render
-from bench.results import load_records, schema_version
+from bench.report.leaderboard import frame, render
 from tests.conftest import run_cli
 
 GOLDEN = Path(__file__).parent / "golden" / "leaderboard.md"
@@ -195,7 +195,7 @@ def test_other_formats(tmp_path, tiny_model_dirs, tiny_task, corpus_dir) -> None
 
 
 def test_frontier_keeps_a_second_erasure_task_on_its_own_lines(monkeypatch, tmp_path) -> None:
-    import bench.leaderboard as leaderboard
+    import bench.report.leaderboard as leaderboard
 
     drawn = []
     monkeypatch.setattr(leaderboard, "erasure_frontier", lambda rows, *_: drawn.extend(rows))
@@ -213,7 +213,7 @@ def test_frontier_keeps_a_second_erasure_task_on_its_own_lines(monkeypatch, tmp_
 
 def test_frontier_styles_never_repeat() -> None:
     """A lens or method sharing another's look would make two frontier lines read as one."""
-    from bench.plots import distinct_colors, distinct_styles
+    from bench.report.plots import distinct_colors, distinct_styles
 
     for n in (3, 12, 27):
         assert len({tuple(c) for c in distinct_colors(n)}) == n

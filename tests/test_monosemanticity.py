@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from bench.pararel import load_facts
-from bench.tasks.monosemanticity import (
+from bench.data.pararel import load_facts
+from bench.tasks.monosemanticity.task import (
     MonosemanticityConfig,
     PromptSets,
     auroc,

@@ -11,14 +11,14 @@ import numpy as np
 import torch
 from sae_lens.saes.sae import TrainStepInput
 
-from bench.models import LoadedModel
-from bench.ne_sae import (
+from bench.model.loading import LoadedModel
+from bench.sae.ne_sae import (
     NeuronEmbeddingTrainingSAE,
     NeuronEmbeddingTrainingSAEConfig,
     neuron_embedding_loss,
     update_averages,
 )
-from bench.sae_training import TrainSpec, sae_path, train_saes
+from bench.sae.training import TrainSpec, sae_path, train_saes
 
 
 def _direct(x: np.ndarray, acts: np.ndarray, w_enc: np.ndarray, h_avg: np.ndarray, seen: np.ndarray) -> float:

@@ -10,9 +10,9 @@ import pytest
 import torch
 from bench_neuron_clusters import ClusterSettings, ClusterTable, NeuronClusters, fit_clusters
 
-from bench.models import LoadedModel
-from bench.neuron_embeddings import cluster, cluster_metrics, dataset_examples, effective_input_dims, embed
-from bench.sites import hooked, neuron_input_weights
+from bench.model.loading import LoadedModel
+from bench.model.neuron_embeddings import cluster, cluster_metrics, dataset_examples, effective_input_dims, embed
+from bench.model.sites import hooked, neuron_input_weights
 from tests.conftest import run_cli
 
 
@@ -89,7 +89,7 @@ def test_ablating_a_cluster_unit_zeroes_its_neuron_on_assigned_tokens_only(tiny_
 
 def test_fit_and_run_on_a_tiny_model(tmp_path: Path, tiny_model_dirs, tiny_task, corpus_dir, monkeypatch) -> None:
     monkeypatch.setenv("LENS_BENCH_DATA", str(corpus_dir))
-    from bench.models import load_model
+    from bench.model.loading import load_model
 
     loaded = load_model(str(tiny_model_dirs["llama"]))
     table = fit_clusters(loaded, 1, ClusterSettings(max_tokens=2000))
@@ -187,9 +187,9 @@ def test_cluster_units_read_through_their_neurons_weights(tiny_llama: LoadedMode
 
 
 def test_show_neuron_writes_a_dendrogram(tmp_path: Path, tiny_model_dirs, corpus_dir, capsys) -> None:
-    from bench.activations import ActivationSpec, collect
     from bench.cli import main
-    from bench.models import load_model
+    from bench.model.activations import ActivationSpec, collect
+    from bench.model.loading import load_model
 
     loaded = load_model(str(tiny_model_dirs["llama"]))
     acts = collect(loaded, ["blocks.1.mlp.hook_post"], ActivationSpec("train", 128, 100_000), corpus_dir)

@@ -9,14 +9,14 @@ import pytest
 
 from bench.cli import main
 from bench.errors import BenchError
-from bench.registry import plugins
+from bench.plugin.registry import plugins
 from tests.conftest import run_cli
 
 PLUGIN = '''
 """A third-party lens: residual-stream dimensions after a block (a lens with no MLP in sight)."""
 from bench import hookimpl
-from bench.lens import Lens
-from bench.registry import LensSpec
+from bench.model.lens import Lens
+from bench.plugin.specs import LensSpec
 
 
 class ResidDims(Lens):
@@ -63,7 +63,8 @@ def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_entry_point_lens_is_registered_with_its_distribution(installed_plugin) -> None:
     entry = plugins().lenses.entry("resid_dims")
     assert entry.source == "acme-lenses 1.2.3"
-    assert plugins().lenses.entry("mlp_neurons").source.startswith("lens-bench-mlp-neurons")
+    # the built-in lenses come with the main distribution, through the same entry-point group
+    assert plugins().lenses.entry("mlp_neurons").source.startswith("lens-bench ")
 
 
 def test_entry_point_lens_runs_a_task(
@@ -72,7 +73,7 @@ def test_entry_point_lens_runs_a_task(
     assert main(["list"]) == 0
     listing = capsys.readouterr().out
     assert "resid_dims" in listing and "acme-lenses 1.2.3" in listing
-    assert "Judges" in listing and "lens-bench-judges" in listing
+    assert "Judges" in listing and "lens-bench 0" in listing
     out = tmp_path / "results"
     code = run_cli(tiny_model_dirs["llama"], tiny_task, pararel_dir, out, "--limit", "4", units="resid_dims")
     assert code == 0

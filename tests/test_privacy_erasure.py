@@ -11,13 +11,13 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
 
-from bench.erasure.methods import DEPN, FeatureEdit, KnowledgeNeurons, zeroed
-from bench.erasure.metrics import PromptScore, erased, share_erased, share_kept
-from bench.erasure.people import RELATIONS, TEMPLATES, generate
-from bench.lens import Lens
-from bench.models import LoadedModel
-from bench.sites import Site, n_layers, neuron_output_weight, writer_weight
-from bench.tasks.privacy_erasure import BudgetConfig, _variants, within_budget
+from bench.model.lens import Lens
+from bench.model.loading import LoadedModel
+from bench.model.sites import Site, n_layers, neuron_output_weight, writer_weight
+from bench.tasks.privacy_erasure.methods import DEPN, FeatureEdit, KnowledgeNeurons, zeroed
+from bench.tasks.privacy_erasure.people import RELATIONS, TEMPLATES, generate
+from bench.tasks.privacy_erasure.scores import PromptScore, erased, share_erased, share_kept
+from bench.tasks.privacy_erasure.task import BudgetConfig, _variants, within_budget
 from tests.conftest import CORPUS_LINES, run_cli
 
 
@@ -114,8 +114,8 @@ def test_feature_edit_projects_the_directions_out_of_the_writing_matrix(site: st
 def test_feature_edit_at_the_residual_stream_blinds_the_next_blocks_readers(arch: str, tiny_model_dirs) -> None:
     """RMSNorm (llama) and LayerNorm (gpt2, which centres): the readers of block L+1 see
     nothing of the directions in the normed stream, and the same as before orthogonal to them."""
-    from bench.models import load_model
-    from bench.sites import stream_readers
+    from bench.model.loading import load_model
+    from bench.model.sites import stream_readers
 
     loaded = load_model(str(tiny_model_dirs[arch]))
     d = loaded.model.config.hidden_size
@@ -169,7 +169,7 @@ def test_option_lists_sweep_a_grid_and_the_budget_picks_the_best_within_it() -> 
 
 
 def test_neuron_methods_need_units_that_are_the_neurons(tiny_llama: LoadedModel) -> None:
-    from bench.registry import plugins
+    from bench.plugin.registry import plugins
 
     lenses = plugins().lenses
     neurons = lenses.get("mlp_neurons").build(tiny_llama, "blocks.1.mlp.hook_post", {})
@@ -180,7 +180,7 @@ def test_neuron_methods_need_units_that_are_the_neurons(tiny_llama: LoadedModel)
 
 
 def test_neuron_methods_search_every_block(tiny_llama: LoadedModel) -> None:
-    from bench.registry import plugins
+    from bench.plugin.registry import plugins
 
     lens = plugins().lenses.get("mlp_neurons").build(tiny_llama, "blocks.1.mlp.hook_post", {})
     kn = KnowledgeNeurons(threshold=0.5)

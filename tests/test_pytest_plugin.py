@@ -9,7 +9,7 @@ import bench_judges  # noqa: F401
 import bench_sae_lenses  # noqa: F401
 import pytest
 
-import bench.builtin  # noqa: F401
+import bench.plugin.builtin  # noqa: F401
 from tests.conftest import TINY_TASK
 
 # The imports above load torch, datasets and pyarrow before pytester snapshots sys.modules:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.tasks import knowledge_ablation
+from bench.tasks.knowledge_ablation import task as knowledge_ablation
 from tests.conftest import run_cli
 
 
@@ -143,12 +143,12 @@ def test_other_attributions_and_threshold_selection(method, tmp_path, tiny_model
 def test_git_commit_is_dirty_only_for_code_changes(tmp_path, monkeypatch) -> None:
     import subprocess
 
-    import bench.provenance as provenance
+    import bench.engine.provenance as provenance
 
     repo = tmp_path / "repo"
     (repo / "bench").mkdir(parents=True)
     (repo / "results").mkdir()
-    for path in ("bench/a.py", "results/r.json"):
+    for path in ("bench/a.py", "results/r.json", "pyproject.toml"):
         (repo / path).write_text("1")
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)
@@ -159,3 +159,16 @@ def test_git_commit_is_dirty_only_for_code_changes(tmp_path, monkeypatch) -> Non
     assert not provenance.git_commit().endswith("+dirty")
     (repo / "bench" / "a.py").write_text("2")
     assert provenance.git_commit().endswith("+dirty")
+
+
+def test_an_installed_copy_reports_no_commit_of_an_enclosing_repository(tmp_path, monkeypatch) -> None:
+    """A venv inside some other checkout: site-packages is in that repository, lens-bench is not."""
+    import subprocess
+
+    import bench.engine.provenance as provenance
+
+    site = tmp_path / "other-repo" / ".venv" / "lib" / "site-packages"
+    site.mkdir(parents=True)
+    subprocess.run(["git", "-C", str(tmp_path / "other-repo"), "init", "-q"], check=True)
+    monkeypatch.setattr(provenance, "REPO_ROOT", site)
+    assert provenance.git_commit() is None

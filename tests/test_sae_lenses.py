@@ -9,11 +9,11 @@ from sae_lens import SAE
 
 from bench.cli import main
 from bench.errors import BenchError
-from bench.lens import lensed
-from bench.registry import plugins
-from bench.sae_eval import reconstruction_stats
-from bench.sae_training import TrainSpec, sae_path, train_saes
-from bench.sites import hooked
+from bench.model.lens import lensed
+from bench.model.sites import hooked
+from bench.plugin.registry import plugins
+from bench.sae.quality import reconstruction_stats
+from bench.sae.training import TrainSpec, sae_path, train_saes
 
 SPEC = TrainSpec(width_multiple=4, k=4, epochs=4, batch_size=64, lr=3e-3)
 SITE = "blocks.1.hook_resid_post"
@@ -126,7 +126,7 @@ def test_missing_sae_names_the_command_that_builds_it(tiny_llama) -> None:
 
 
 def test_interrupted_training_resumes_from_the_last_checkpoint(tiny_llama, corpus_dir, monkeypatch) -> None:
-    import bench.sae_training as training
+    import bench.sae.training as training
 
     original = training._batches
 

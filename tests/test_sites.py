@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from bench.errors import BenchError
-from bench.models import load_model
-from bench.sites import Site, architecture_of, hooked, n_layers, site_width
+from bench.model.loading import load_model
+from bench.model.sites import Site, architecture_of, hooked, n_layers, site_width
 from tests.conftest import ARCH_CONFIGS
 
 HOOKS = [

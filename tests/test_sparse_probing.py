@@ -12,12 +12,13 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerFast
 
-from bench.context import TaskContext
+from bench.data.ud import Word, last_subtokens, load_sentences
+from bench.engine.context import TaskContext
+from bench.engine.records import RecordSlot
 from bench.errors import BenchError
-from bench.lens import Lens
-from bench.results import RecordSlot
-from bench.tasks.sparse_probing import SparseProbingConfig, extreme_tokens, held_out_groups, run, token_dataset
-from bench.ud import Word, last_subtokens, load_sentences
+from bench.model.lens import Lens
+from bench.plugin.registry import plugins
+from bench.tasks.sparse_probing.task import SparseProbingConfig, extreme_tokens, held_out_groups, run, token_dataset
 from tests.conftest import FACTS, run_cli
 
 NAMES = sorted({name for _, pairs in FACTS.values() for pair in pairs for name in pair})
@@ -101,7 +102,9 @@ def test_one_sparse_probe_finds_the_planted_unit(tiny_llama, ud_dir, tmp_path, s
         }
     )
     slot = RecordSlot(tmp_path, {"task": {"name": "sp"}, "model": {"id": "m"}, "lens": {"name": "n", "site": "s"}})
-    ctx = TaskContext(tiny_llama, NameDetector(), config, 16, ud_dir, slot, lambda d, t, i: tqdm(total=t, disable=True))
+    ctx = TaskContext(
+        tiny_llama, NameDetector(), config, 16, ud_dir, slot, lambda d, t, i: tqdm(total=t, disable=True), plugins()
+    )
     result = run(ctx)
     propn = next(item for item in result["items"] if item["id"] == "upos:PROPN")
     assert propn["curve"]["1"]["units"] == [0]
@@ -132,7 +135,9 @@ def test_words_on_the_first_position_are_left_out_by_default(tiny_llama, ud_dir,
         {"type": "sparse_probing", "description": "t", "layers": [0], "tokens": {"skip_first_token": skip}}
     )
     slot = RecordSlot(tmp_path, {"task": {"name": "sp"}, "model": {"id": "m"}, "lens": {"name": "n", "site": "s"}})
-    ctx = TaskContext(tiny_llama, NameDetector(), config, 16, ud_dir, slot, lambda d, t, i: tqdm(total=t, disable=True))
+    ctx = TaskContext(
+        tiny_llama, NameDetector(), config, 16, ud_dir, slot, lambda d, t, i: tqdm(total=t, disable=True), plugins()
+    )
     data = token_dataset(ctx, config)
     sentences = load_sentences(ud_dir, "dev")
     every_word = sum(len(s.words) for s in sentences)  # each test word is one token of the tiny vocabulary

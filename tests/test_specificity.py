@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.erasure.injection import InjectionConfig, inject
-from bench.leaderboard import frame
-from bench.pararel import load_facts
-from bench.registry import plugins
-from bench.results import load_records
+from bench.data.pararel import load_facts
+from bench.engine.records import load_records
+from bench.plugin.registry import plugins
+from bench.report.leaderboard import frame
+from bench.tasks.privacy_erasure.injection import InjectionConfig, inject
 from tests.conftest import run_cli
 from tests.test_plugins import install_fake_distribution
 
@@ -21,8 +21,8 @@ WRECKER = '''
 dimensions, so ablating any of them zeroes that chunk, whatever the prompt."""
 import torch
 from bench import hookimpl
-from bench.lens import Lens
-from bench.registry import LensSpec
+from bench.model.lens import Lens
+from bench.plugin.specs import LensSpec
 
 
 class RandomChunks(Lens):
@@ -104,8 +104,8 @@ def test_a_lens_that_wrecks_everything_ranks_last_on_specificity(wrecker, taught
 def test_replaying_a_record_gives_back_its_drops(taught_model, corpus_dir, tmp_path) -> None:
     """The record scripts replay a record's ablations on other facts; on the fact itself the
     replay must give the record's own ΔProb, or the scripts' controls measure something else."""
-    from bench.models import load_model
-    from bench.replay import facts_of_record, lens_of_record, replayed_drops
+    from bench.model.loading import load_model
+    from bench.tasks.knowledge_ablation.replay import facts_of_record, lens_of_record, replayed_drops
 
     task = tmp_path / "task.yaml"
     task.write_text(TASK)
@@ -115,6 +115,6 @@ def test_replaying_a_record_gives_back_its_drops(taught_model, corpus_dir, tmp_p
     facts = facts_of_record(record, corpus_dir)
     assert [f.id for f in facts] == [item["id"] for item in record["items"]]
     own = [(i, i) for i in range(len(facts))]
-    drops = replayed_drops(loaded, lens_of_record(loaded, record), record, facts, own, 3, 4)
+    drops = replayed_drops(loaded, lens_of_record(loaded, record, plugins()), record, facts, own, 3, 4)
     assert drops == pytest.approx([item["delta_prob"]["3"] for item in record["items"]], abs=1e-5)
     assert max(drops) > 100 * 1e-5  # the check has something to compare

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.engine.taskspec import load_task, task_files
 from bench.errors import BenchError
-from bench.registry import plugins
-from bench.taskspec import load_task, task_files
+from bench.plugin.registry import plugins
 from tests.conftest import TINY_TASK
 
 

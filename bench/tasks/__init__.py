@@ -1,1 +1,1 @@
-"""Task types that ship with the harness (each registered through bench.builtin like any plugin)."""
+"""Task types that ship with the harness (each registered through bench.plugin.builtin like any plugin)."""

@@ -7,11 +7,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bench.attribution import METHODS
-from bench.context import TaskContext
+from bench.data.pararel import Fact, load_facts
+from bench.engine.context import TaskContext
 from bench.errors import BenchError
-from bench.known_facts import known
-from bench.pararel import Fact, load_facts
+from bench.model.attribution import METHODS
+from bench.tasks.known_facts import known
 
 
 class Section(BaseModel):

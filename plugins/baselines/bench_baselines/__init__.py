@@ -29,13 +29,13 @@ import torch
 from sklearn.decomposition import PCA, FastICA
 
 from bench import hookimpl
-from bench.activations import ActivationSpec, collect
 from bench.errors import BenchError
-from bench.lens import Lens
-from bench.models import LoadedModel
+from bench.model.activations import ActivationSpec, collect
+from bench.model.lens import Lens
+from bench.model.loading import LoadedModel
+from bench.model.sites import Site, site_width
 from bench.paths import cache_dir, data_dir
-from bench.registry import LensSpec
-from bench.sites import Site, site_width
+from bench.plugin.specs import LensSpec
 
 
 class Directions(Lens):

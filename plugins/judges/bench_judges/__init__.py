@@ -24,7 +24,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from bench import hookimpl
 from bench.errors import BenchError
-from bench.judges import Example, Judge, JudgeSpec
+from bench.tasks.interpretability.judges import Example, Judge, JudgeSpec
 from bench_judges.chat import hf_judge, openai_judge
 
 _SEPARATOR = "\n"

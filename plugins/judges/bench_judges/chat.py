@@ -1,6 +1,6 @@
 """Judges that ask a chat model: an OpenAI-compatible endpoint, or a Hugging Face model in process.
 
-Both use the prompt files in ``tasks/judge_prompts/`` (``explainer.txt``, ``simulator.txt``;
+Both use the prompt files in ``bench_judges/prompts/`` (``explainer.txt``, ``simulator.txt``;
 ``prompts_dir`` option to use others). The simulator is asked for one 0-10 number per token
 as a JSON list; a reply that cannot be parsed counts as all zeros for that window (and is
 counted, so a judge that cannot follow the format is visible).
@@ -20,13 +20,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
 from bench.io import write_json_atomic
-from bench.judges import Example, Judge
-from bench.paths import REPO_ROOT, cache_dir
+from bench.paths import cache_dir
+from bench.tasks.interpretability.judges import Example, Judge
 
 Complete = Callable[[list[dict[str, str]]], str]
 _NUMBERS = re.compile(r"\[[^\[\]]*\]", re.S)
@@ -123,7 +124,7 @@ class InProcess:
     """Greedy generation with a Hugging Face instruct model's chat template."""
 
     def __init__(self, model_id: str, max_tokens: int, device: str):
-        from bench.models import load_model
+        from bench.model.loading import load_model
 
         self.loaded = load_model(model_id, device)
         self.max_tokens = max_tokens
@@ -142,7 +143,10 @@ class InProcess:
 
 
 def _prompts(options: Mapping[str, Any]) -> Path:
-    return Path(options.get("prompts_dir", REPO_ROOT / "tasks" / "judge_prompts"))
+    if "prompts_dir" in options:
+        return Path(options["prompts_dir"])
+    with as_file(files("bench_judges") / "prompts") as folder:  # shipped with this package
+        return Path(folder)
 
 
 def _check(name: str, options: Mapping[str, Any], allowed: set[str]) -> None:
@@ -172,7 +176,7 @@ def openai_judge(options: Mapping[str, Any]) -> Judge:
 
 
 def hf_judge(options: Mapping[str, Any]) -> Judge:
-    from bench.models import DEFAULT_MODEL
+    from bench.model.loading import DEFAULT_MODEL
 
     _check("hf", options, {"model", "max_tokens", "device", "prompts_dir"})
     model = str(options.get("model", DEFAULT_MODEL))

@@ -17,10 +17,10 @@ import torch
 
 from bench import hookimpl
 from bench.errors import BenchError
-from bench.lens import BlockNeurons, Lens
-from bench.models import LoadedModel
-from bench.registry import LensSpec
-from bench.sites import Site, neuron_input_weights
+from bench.model.lens import BlockNeurons, Lens
+from bench.model.loading import LoadedModel
+from bench.model.sites import Site, neuron_input_weights
+from bench.plugin.specs import LensSpec
 
 
 class MLPNeurons(BlockNeurons):

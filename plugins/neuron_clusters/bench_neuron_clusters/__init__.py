@@ -25,14 +25,14 @@ import torch
 from tqdm.auto import tqdm
 
 from bench import hookimpl
-from bench.activations import ActivationSpec, collect
 from bench.errors import BenchError
-from bench.lens import Lens
-from bench.models import LoadedModel
-from bench.neuron_embeddings import cluster, dataset_examples, embed
+from bench.model.activations import ActivationSpec, collect
+from bench.model.lens import Lens
+from bench.model.loading import LoadedModel
+from bench.model.neuron_embeddings import cluster, dataset_examples, embed
+from bench.model.sites import Site, neuron_input_weights
 from bench.paths import cache_dir, data_dir
-from bench.registry import LensSpec
-from bench.sites import Site, neuron_input_weights
+from bench.plugin.specs import LensSpec
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,11 @@ from sae_lens import SAE
 
 from bench import hookimpl
 from bench.errors import BenchError
-from bench.lens import Lens
-from bench.models import LoadedModel
-from bench.registry import LensSpec
-from bench.sae_training import sae_path
-from bench.sites import Site, site_width
+from bench.model.lens import Lens
+from bench.model.loading import LoadedModel
+from bench.model.sites import Site, site_width
+from bench.plugin.specs import LensSpec
+from bench.sae.training import sae_path
 
 SITE_KINDS = {"sae_post_mlp": "hook_resid_post", "sae_mlp_out": "hook_mlp_out", "sae_attn_out": "hook_attn_out"}
 TRAIN_SITE_NAMES = {"hook_resid_post": "resid_post", "hook_mlp_out": "mlp_out", "hook_attn_out": "attn_out"}

@@ -1,0 +1,28 @@
+"""What the harness hands a task type's ``run``: one (model, lens, site, task) cell to compute."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.engine.records import RecordSlot
+from bench.engine.taskspec import TaskConfig
+from bench.model.lens import Lens
+from bench.model.loading import LoadedModel
+
+if TYPE_CHECKING:
+    from bench.plugin.registry import Plugins
+
+
+@dataclass
+class TaskContext:
+    loaded: LoadedModel
+    lens: Lens
+    config: TaskConfig  # with the run's --limit, --seed and --layers already applied
+    batch_size: int
+    data_dir: Path | None
+    slot: RecordSlot  # done_items() to resume from, log_items() as work finishes
+    progress: Callable[[str, int, int], object]  # (description, total, initial) -> a tqdm-like bar
+    plugins: Plugins  # judges, erasure methods: a task never looks up the global registry

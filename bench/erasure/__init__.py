@@ -1,1 +1,0 @@
-"""Privacy erasure: generated private facts, injection by fine-tuning, erasure methods, metrics."""

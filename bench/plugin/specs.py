@@ -1,0 +1,76 @@
+"""What a plugin hands the harness: lenses, task types and the metric table of a task type.
+
+Plain dataclasses with no harness imports, so that a plugin, the registry and the report can
+all depend on them without depending on each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from bench.model.lens import Lens
+    from bench.model.loading import LoadedModel
+
+
+@dataclass(frozen=True)
+class LensSpec:
+    name: str
+    description: str
+    default_site: str  # e.g. "blocks.{layer}.mlp.hook_post"
+    build: Callable[[LoadedModel, str, Mapping[str, Any]], Lens]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric a task reports, as lm-eval's ``metric_list`` declares them.
+
+    Record keys are the name itself (``auroc``), the name at a k (``specificity@5``) or the name
+    for one method of a task that compares several (``rel.feature_edit``).
+    """
+
+    name: str
+    label: str
+    # True / False: which way is better; None: descriptive (a control, a count), never ranked or bold
+    higher_is_better: bool | None = True
+    headline: bool = False  # the task's ranked metric: its column in the headline table (at the middle k)
+    # for metrics at several k: "middle" shows the middle k in the markdown detail table, "all" every k
+    # (csv and json always keep every k)
+    shown_at: str = "middle"
+    detail: bool = True  # shown in the markdown detail table (csv and json always have every metric)
+
+    @property
+    def ranked(self) -> bool:
+        return self.higher_is_better is not None
+
+
+@dataclass(frozen=True)
+class TaskType:
+    name: str
+    description: str
+    config_model: type[BaseModel]
+    run: Callable[..., Any]
+    metrics: tuple[MetricSpec, ...] = ()
+    # the record's typed schema (a subclass of bench.engine.records.Record); None: the base schema
+    record_model: type[BaseModel] | None = None
+    family: str = "Other"  # the leaderboard section it is shown in
+    method_page: str | None = None  # docs/methods/<task>.md, relative to the repository
+
+    def metric(self, key: str) -> MetricSpec | None:
+        """The spec of a record key such as ``specificity@5`` or ``rel.feature_edit[top_k=5]``."""
+        base = key.partition(".")[0].partition("@")[0]
+        return self._by_name.get(base)
+
+    @property
+    def _by_name(self) -> dict[str, MetricSpec]:
+        return {m.name: m for m in self.metrics}
+
+    def headline(self) -> MetricSpec | None:
+        return next((m for m in self.metrics if m.headline), None)
+
+
+__all__ = ["LensSpec", "MetricSpec", "TaskType"]

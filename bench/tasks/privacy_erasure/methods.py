@@ -1,0 +1,287 @@
+"""Erasure methods: how a fact's attributed units are turned into an edit of the model.
+
+A method is a pydantic model (its fields are the options a task YAML may set) with a
+``name``, the attribution it needs, ``unsupported(lens)`` saying why it cannot edit a lens,
+and ``erase(...)``: a context manager inside which the model is edited, restored on exit.
+Methods are plugins (hook ``bench_erasure_methods``), so a new lens can ship its own.
+
+Built in (METHODS.md, "Knowledge erasure"):
+- ``feature_edit``: FeatureEdit, for lenses whose units are directions (SAEs): their
+  directions projected out of the weights (or the paper's row zeroing, ``mode: zero_rows``);
+- ``knowledge_neurons``: Dai et al.'s erasure, output-weight columns of IG neurons zeroed;
+- ``depn``: DEPN's privacy neurons (gradient attribution), activations set to 0;
+  both search the MLP neurons of every block, as their papers do (``layers: lens`` keeps
+  them at the lens's block);
+- ``ablate_top_k``: any lens, its top-k attributed units set to 0 at every position but the first.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from typing import Any, ClassVar, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.model.interventions import unit_mask, units_ablated_at
+from bench.model.lens import BlockNeurons, Lens, WritesDirections
+from bench.model.loading import LoadedModel
+from bench.model.sites import Reader, Site, n_layers, neuron_output_weight, stream_readers, writer_weight
+
+
+class ErasureMethod(BaseModel, ABC):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: ClassVar[str]
+    description: ClassVar[str]
+    attribution: ClassVar[str] = "integrated_gradients"
+
+    def unsupported(self, lens: Lens) -> str | None:
+        """Why this method cannot edit `lens`, or None when it can."""
+        return None
+
+    def searched(self, loaded: LoadedModel, lens: Lens) -> Sequence[Lens]:
+        """The lenses whose units the method attributes and picks from, scores concatenated
+        in this order: the lens under test unless the method searches more (every block's neurons)."""
+        return [lens]
+
+    @abstractmethod
+    def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> AbstractContextManager[dict[str, Any]]:
+        """Edit the model for one fact; `scores` [n_prompts, n_units] are its attributions over
+        the units of `searched(loaded, lens)`, side by side.
+
+        Yields what was edited (units, weights zeroed) for the record.
+        """
+
+
+def top_units(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """The k units with the highest attribution averaged over the fact's prompts."""
+    return scores.mean(0).topk(min(k, scores.shape[1])).indices
+
+
+@contextmanager
+def zeroed(weight: torch.Tensor, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None) -> Iterator[int]:
+    """Zero rows or columns of a weight (in place, through views), restoring them on exit; yields the count."""
+    with torch.no_grad():
+        index = (rows, slice(None)) if rows is not None else (slice(None), cols)
+        saved = weight[index].clone()
+        weight[index] = 0
+    try:
+        yield saved.numel()
+    finally:
+        with torch.no_grad():
+            weight[index] = saved
+
+
+def _is_neuron_lens(lens: Lens) -> str | None:
+    hook = Site.parse(lens.site).hook
+    if hook != "mlp.hook_post":
+        return f"it edits MLP neurons (blocks.L.mlp.hook_post), not {hook}"
+    if not lens.units_are_site_coordinates:  # e.g. neuron_clusters: unit i is not neuron i
+        return "it edits MLP neurons by index, and this lens's units are not the neurons themselves"
+    return None
+
+
+class AblateTopK(ErasureMethod):
+    name: ClassVar[str] = "ablate_top_k"
+    description: ClassVar[str] = "any lens: the fact's top-k IG units set to 0 at every position but the first"
+    top_k: int = Field(5, ge=1)
+
+    @contextmanager
+    def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> Iterator[dict[str, Any]]:
+        units = top_units(scores, self.top_k)
+        # every position but the first (the attention sink, which no lens was fitted on and whose
+        # edits break the model rather than erase a fact), in every pass while the edit holds
+        with units_ablated_at(loaded, lens, unit_mask(lens.n_units, units), "all_but_first"):
+            yield {"units": units.tolist()}
+
+
+def orthonormal_basis(directions: torch.Tensor) -> torch.Tensor:
+    """[d, r]: an orthonormal basis of the span of the rows of `directions` [n, d]."""
+    q, r = torch.linalg.qr(directions.T.double())
+    keep = r.diagonal().abs() > 1e-8 * r.diagonal().abs().max().clamp_min(1e-30)
+    return q[:, keep].float()
+
+
+@contextmanager
+def replaced(weights: list[torch.Tensor], new: list[torch.Tensor]) -> Iterator[None]:
+    """Weights overwritten in place (through views) with new values, restored on exit."""
+    saved = [w.detach().clone() for w in weights]
+    with torch.no_grad():
+        for weight, value in zip(weights, new, strict=True):
+            weight.copy_(value.to(weight.dtype))
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for weight, value in zip(weights, saved, strict=True):
+                weight.copy_(value)
+
+
+def _projected_out_of_writer(weight: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """W ← (I − QQᵀ)W: the block can no longer write any direction of the span."""
+    w = weight.detach().float()
+    q = basis.to(w.device)
+    return w - q @ (q.T @ w)
+
+
+def _projected_out_of_reader(reader: Reader, directions: torch.Tensor) -> torch.Tensor:
+    """W ← W diag(γ) (I − QQᵀ) diag(γ)⁻¹: the reader no longer sees the directions of the stream.
+
+    The reader computes W (γ ⊙ x̂) from the normed stream x̂; removing the span Q of the
+    directions from x̂ before the norm's γ gives W diag(γ)(I − QQᵀ) x̂, which is the new weight
+    applied to γ ⊙ x̂. LayerNorm centres x̂ first, so there the directions are centred too.
+    """
+    w = reader.weight.detach().float()
+    gamma = reader.scale.to(w.device)
+    seen = directions.to(w.device)
+    if reader.centred:
+        seen = seen - seen.mean(-1, keepdim=True)
+    q = orthonormal_basis(seen)
+    scaled = w * gamma
+    scaled = scaled - (scaled @ q) @ q.T
+    # γ entries near 0 pass no signal either way; guard the division only
+    return scaled / torch.where(gamma.abs() < 1e-6, torch.ones_like(gamma), gamma)
+
+
+def _relative_change(weight: torch.Tensor, new: torch.Tensor, scale: torch.Tensor) -> float:
+    """‖(W' − W) diag(s)‖ / ‖W diag(s)‖: the change of what the weight applies to its input."""
+    w = weight.detach().float()
+    s = scale.to(w.device)
+    return float(((w - new.to(w.device)) * s).norm() / (w * s).norm())
+
+
+class FeatureEdit(ErasureMethod):
+    """FeatureEdit: the fact's top-k feature directions (decoder rows) removed from the weights.
+
+    - ``project`` (default): at mlp_out / attn_out the matrix that writes the site loses the
+      directions, W ← (I − QQᵀ)W; at resid_post (written by every block before it) the readers
+      of block L+1 (attention's q/k/v and the MLP's input projections) stop reading them, with
+      their norm's γ folded in.
+    - ``zero_rows``: the paper's rule, rows of the writing matrix zeroed where a unit-norm
+      direction's |coordinate| > tau / √d. tau is in units of 1/√d, the typical coordinate of
+      a random unit vector, so it means the same at every width.
+    """
+
+    name: ClassVar[str] = "feature_edit"
+    description: ClassVar[str] = "SAE lenses: the top-k features' decoder directions projected out of the weights"
+    top_k: int = Field(5, ge=1)
+    mode: Literal["project", "zero_rows"] = "project"
+    tau: float = Field(3.0, gt=0, description="zero_rows: threshold in units of 1/sqrt(d)")
+
+    def unsupported(self, lens: Lens) -> str | None:
+        if not isinstance(lens, WritesDirections):
+            return "its units are not directions in the model's basis (no unit_directions)"
+        hook = Site.parse(lens.site).hook
+        writable = ("hook_resid_post", "hook_mlp_out", "hook_attn_out")
+        return None if hook in writable else f"its site {hook} has no writing weight (needs one of {writable})"
+
+    @contextmanager
+    def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> Iterator[dict[str, Any]]:
+        assert isinstance(lens, WritesDirections)
+        units = top_units(scores, self.top_k)
+        directions = lens.unit_directions(units).float()
+        directions = directions / directions.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        site = Site.parse(lens.site)
+        if self.mode == "zero_rows":
+            threshold = self.tau / directions.shape[1] ** 0.5
+            rows = (directions.abs() > threshold).any(0).nonzero().squeeze(1).to(loaded.device)
+            with zeroed(writer_weight(loaded.model, site), rows=rows) as count:
+                yield {"units": units.tolist(), "rows": rows.tolist(), "weights_zeroed": count}
+            return
+        if site.hook == "hook_resid_post":
+            readers = stream_readers(loaded.model, site.layer + 1)
+            weights = [r.weight for r in readers]
+            new = [_projected_out_of_reader(r, directions) for r in readers]
+            # what each weight applies to the stream is W diag(γ): a γ near 0 (the norm silencing a
+            # coordinate) makes W itself change by orders of magnitude more than its effect
+            scales = [r.scale for r in readers]
+        else:
+            weights = [writer_weight(loaded.model, site)]
+            new = [_projected_out_of_writer(weights[0], orthonormal_basis(directions))]
+            scales = [torch.ones(weights[0].shape[1])]
+        changed = sum(_relative_change(w, n, g) for w, n, g in zip(weights, new, scales, strict=True))
+        with replaced(weights, new):
+            yield {"units": units.tolist(), "matrices": len(weights), "relative_change": changed / len(weights)}
+
+
+class NeuronSearch(ErasureMethod, ABC):
+    """Neuron-based baselines: they search MLP neurons at every block (``layers: all``, as the
+    knowledge-neuron and DEPN papers do) or at the lens's block only (``layers: lens``)."""
+
+    layers: Literal["all", "lens"] = "all"
+
+    def unsupported(self, lens: Lens) -> str | None:
+        return _is_neuron_lens(lens)
+
+    def searched(self, loaded: LoadedModel, lens: Lens) -> list[BlockNeurons]:
+        if self.layers == "lens":
+            return [BlockNeurons(loaded, Site.parse(lens.site).layer)]
+        return [BlockNeurons(loaded, layer) for layer in range(n_layers(loaded.model))]
+
+    @staticmethod
+    def by_block(blocks: list[BlockNeurons], flat: torch.Tensor) -> dict[BlockNeurons, torch.Tensor]:
+        """Indices into the concatenated scores, as neuron indices per block (blocks with none left out)."""
+        offsets = torch.tensor([0] + [b.n_units for b in blocks]).cumsum(0)
+        out: dict[BlockNeurons, torch.Tensor] = {}
+        for i, block in enumerate(blocks):
+            mine = flat[(flat >= offsets[i]) & (flat < offsets[i + 1])] - offsets[i]
+            if len(mine):
+                out[block] = mine
+        return out
+
+
+def _neurons(per_block: dict[BlockNeurons, torch.Tensor]) -> list[str]:
+    return [f"{block.layer}:{int(n)}" for block, neurons in per_block.items() for n in neurons]
+
+
+class KnowledgeNeurons(NeuronSearch):
+    """Dai et al. (2022): per prompt, neurons with IG >= threshold x the prompt's max over every
+    searched neuron; with several prompts (refinement), those found in at least `refine_share`
+    of them; at most `max_neurons`."""
+
+    name: ClassVar[str] = "knowledge_neurons"
+    description: ClassVar[str] = "MLP neurons of every block: IG knowledge neurons, their output-weight columns zeroed"
+    threshold: float = Field(0.2, gt=0, le=1)
+    refine_share: float = Field(0.7, gt=0, le=1)
+    max_neurons: int = Field(20, ge=1)
+
+    def select(self, scores: torch.Tensor) -> torch.Tensor:
+        found = scores >= self.threshold * scores.max(dim=1, keepdim=True).values.clamp_min(1e-12)
+        shared = found.float().mean(0) >= self.refine_share
+        candidates = shared.nonzero().squeeze(1)
+        order = scores.mean(0)[candidates].argsort(descending=True)
+        return candidates[order][: self.max_neurons]
+
+    @contextmanager
+    def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> Iterator[dict[str, Any]]:
+        per_block = self.by_block(self.searched(loaded, lens), self.select(scores))
+        with ExitStack() as stack:
+            count = sum(
+                stack.enter_context(
+                    zeroed(neuron_output_weight(loaded.model, block.layer), cols=neurons.to(loaded.device))
+                )
+                for block, neurons in per_block.items()
+            )
+            yield {"neurons": _neurons(per_block), "weights_zeroed": count}
+
+
+class DEPN(NeuronSearch):
+    """DEPN (Wu et al., 2023): privacy neurons by gradient attribution, deactivated (set to 0)."""
+
+    name: ClassVar[str] = "depn"
+    description: ClassVar[str] = "MLP neurons of every block: gradient-attributed privacy neurons set to 0"
+    attribution: ClassVar[str] = "gradient_x_activation"
+    top_k: int = Field(5, ge=1)
+
+    @contextmanager
+    def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> Iterator[dict[str, Any]]:
+        per_block = self.by_block(self.searched(loaded, lens), top_units(scores, self.top_k))
+        with ExitStack() as stack:
+            for block, neurons in per_block.items():
+                stack.enter_context(units_ablated_at(loaded, block, unit_mask(block.n_units, neurons), "all_but_first"))
+            yield {"neurons": _neurons(per_block)}
+
+
+BUILTIN_METHODS: list[type[ErasureMethod]] = [FeatureEdit, KnowledgeNeurons, DEPN, AblateTopK]

@@ -1,0 +1,27 @@
+"""Privacy erasure's metric table and record schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.engine.records import Record
+from bench.plugin.specs import MetricSpec
+
+METRICS = (
+    MetricSpec("rel_at_budget", "Rel at budget", headline=True),
+    MetricSpec("rel", "Rel"),
+    MetricSpec("gen", "Gen"),
+    MetricSpec("loc", "Loc"),
+    MetricSpec("delta_ppl", "ΔPPL", higher_is_better=False),
+    MetricSpec("ppl_ratio", "PPL ratio", higher_is_better=False),
+)
+
+
+class PrivacyErasureRecord(Record):
+    budget: dict[str, Any]  # side-effect budget and the variant each method is reported at
+    methods: dict[str, Any]  # every swept variant: the erasure frontier plot
+    methods_skipped: dict[str, str]
+    clean_model: dict[str, Any]
+    injection: dict[str, Any]
+    perplexity: dict[str, Any]
+    splits: dict[str, Any]

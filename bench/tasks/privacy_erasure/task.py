@@ -1,0 +1,317 @@
+"""Privacy erasure: inject generated private facts, erase each with every method that can edit
+the lens, and score Rel, Gen, Loc and ΔPPL (METHODS.md, "Knowledge erasure").
+
+Stages: generate the people (seeded); check the clean model does not know them; fine-tune
+them in (cached, shared by every lens and method); then, per target fact and method,
+attribute the fact to the lens's units on the injected model, apply the method's edit,
+rescore the injection prompt (Rel), the held-out templates (Gen) and unrelated known facts
+(Loc), and for the first few edits measure WikiText-2 perplexity through lm-eval (ΔPPL).
+Each edit is undone before the next, so every edit starts from the same injected model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+import statistics
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+
+from bench.data.pararel import Fact, load_facts
+from bench.engine.context import TaskContext
+from bench.engine.taskspec import TaskConfig
+from bench.errors import BenchError
+from bench.io import write_json_atomic
+from bench.model.attribution import attribute
+from bench.model.loading import LoadedModel
+from bench.model.scoring import encode, score_items
+from bench.paths import cache_dir
+from bench.plugin.specs import TaskType
+from bench.stats import mean_se
+from bench.tasks.facts import BootstrapConfig, Section
+from bench.tasks.known_facts import known
+from bench.tasks.privacy_erasure.injection import InjectionConfig, inject
+from bench.tasks.privacy_erasure.methods import ErasureMethod
+from bench.tasks.privacy_erasure.outputs import METRICS, PrivacyErasureRecord
+from bench.tasks.privacy_erasure.people import PrivateFact, generate
+from bench.tasks.privacy_erasure.perplexity import word_perplexity, write_task
+from bench.tasks.privacy_erasure.scores import PromptScore, share_erased, share_kept
+
+
+class PrivateDataConfig(Section):
+    people: int = Field(24, ge=2, description="fictional people; six private facts each")
+    refine_templates: int = Field(
+        0, ge=0, description="held-out templates moved from Gen to attribution (knowledge-neuron refinement)"
+    )
+
+
+class LocalityConfig(Section):
+    private: int = Field(20, ge=0, description="other people's injected facts per target")
+    pararel: int = Field(20, ge=0, description="ParaRel facts the injected model knows (one fixed sample)")
+    pararel_relations: list[str] | None = Field(None, description="ParaRel relation ids; all when null")
+    pararel_tuples_per_relation: int = Field(10, ge=1)
+
+
+class PerplexityConfig(Section):
+    split: Literal["test", "valid"] = "test"
+    max_tokens: int = Field(4096, ge=16, description="WikiText-2 tokens scored, the same for every method")
+    max_length: int = Field(1024, ge=16, description="lm-eval's rolling window")
+    edits: int = Field(10, ge=0, description="the first this many edits of each method are scored")
+
+
+class BudgetConfig(Section):
+    """The side effects an erasure may have: Rel at this budget is the task's headline."""
+
+    min_loc: float = Field(0.9, ge=0, le=1)
+    max_ppl_ratio: float = Field(1.05, ge=1)
+
+
+class ErasureAttributionConfig(Section):
+    ig_steps: int = Field(20, ge=1)
+
+
+class PrivacyErasureConfig(TaskConfig):
+    type: Literal["privacy_erasure"]
+    data: PrivateDataConfig = PrivateDataConfig()
+    injection: InjectionConfig = InjectionConfig()
+    attribution: ErasureAttributionConfig = ErasureAttributionConfig()
+    methods: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {"feature_edit": {}, "knowledge_neurons": {}, "depn": {}, "ablate_top_k": {}},
+        description="erasure methods and their options (a list of values sweeps that option); "
+        "each runs on the lenses it can edit",
+    )
+    budget: BudgetConfig = BudgetConfig()
+    erased_below: float = Field(0.5, gt=0, le=1, description="erased: not greedy and p < this x p before")
+    locality: LocalityConfig = LocalityConfig()
+    perplexity: PerplexityConfig = PerplexityConfig()
+    bootstrap: BootstrapConfig = BootstrapConfig()
+
+
+def score_facts(loaded: LoadedModel, facts: Sequence[Fact], batch_size: int) -> list[PromptScore]:
+    return [PromptScore(p, g) for p, g in score_items(loaded, encode(loaded.tokenizer, facts), batch_size)]
+
+
+def _variants(name: str, options: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """One (label, options) per point of the grid that list-valued options span."""
+    swept = {key: value for key, value in options.items() if isinstance(value, list)}
+    if not swept:
+        return [(name, options)]
+    out = []
+    for values in itertools.product(*swept.values()):
+        chosen = dict(zip(swept, values, strict=True))
+        label = f"{name}[{','.join(f'{k}={v}' for k, v in chosen.items())}]"
+        out.append((label, options | chosen))
+    return out
+
+
+def _methods(config: PrivacyErasureConfig, ctx: TaskContext) -> tuple[dict[str, ErasureMethod], dict[str, str]]:
+    """The configured method variants (by label) that can edit this lens, and why the others cannot."""
+    registry = ctx.plugins.erasure_methods
+    usable, skipped = {}, {}
+    for name, options in config.methods.items():
+        for label, chosen in _variants(name, options):
+            try:
+                method = registry.get(name)(**chosen)
+            except ValueError as err:  # pydantic's ValidationError
+                raise BenchError(f"erasure method {name!r}: bad options {chosen}: {err}") from err
+            reason = method.unsupported(ctx.lens)
+            if reason:
+                skipped[name] = reason
+            else:
+                usable[label] = method
+    if not usable:
+        raise BenchError(
+            f"no configured erasure method can edit lens {ctx.lens.site}: "
+            + "; ".join(f"{n}: {r}" for n, r in skipped.items())
+            + ". Add ablate_top_k (it works on every lens) to methods."
+        )
+    return usable, skipped
+
+
+def _cached_perplexity(loaded: LoadedModel, task: tuple[str, Any], config: PerplexityConfig, batch: int) -> float:
+    """Perplexity of an unedited model, cached by its weights and the lm-eval task."""
+    key = hashlib.sha256(json.dumps([loaded.weights_sha256, task[0], config.max_length]).encode()).hexdigest()[:16]
+    path = cache_dir() / "perplexity" / f"{key}.json"
+    if not path.exists():
+        write_json_atomic(path, {"word_perplexity": word_perplexity(loaded, task, config.max_length, batch)})
+    return json.loads(path.read_text())["word_perplexity"]
+
+
+class _Setup:
+    """Everything shared by the per-fact edits: the injected model, splits and scores before any edit."""
+
+    def __init__(self, ctx: TaskContext, config: PrivacyErasureConfig):
+        self.private = generate(config.data.people, config.seed)
+        facts = [p.fact for p in self.private]
+        clean = score_facts(ctx.loaded, facts, ctx.batch_size)
+        self.clean = {
+            "median_p_answer": statistics.median(s.prob for s in clean),
+            "max_p_answer": max(s.prob for s in clean),
+            "greedy_correct": sum(s.greedy_correct for s in clean),
+        }
+        injected = inject(ctx.loaded, facts, config.injection)
+        self.model, self.injection = injected.loaded, injected.report
+        refine = config.data.refine_templates
+        self.attribution_prompts = {p.fact.id: [p.fact, *p.heldout[:refine]] for p in self.private}
+        self.gen_prompts = {p.fact.id: list(p.heldout[refine:]) for p in self.private}
+        data = config.locality
+        pararel = load_facts(ctx.data_dir, data.pararel_relations, 1, data.pararel_tuples_per_relation, config.seed)
+        pararel_known = known(self.model, pararel, True, None, ctx.batch_size)
+        self.loc_pararel = random.Random(config.seed).sample(pararel_known, min(data.pararel, len(pararel_known)))
+        everything = facts + [f for p in self.private for f in self.gen_prompts[p.fact.id]] + self.loc_pararel
+        self.before = dict(
+            zip((f.id for f in everything), score_facts(self.model, everything, ctx.batch_size), strict=True)
+        )
+        self.learnt = [p for p in self.private if self.before[p.fact.id].greedy_correct]
+
+    def locality_facts(self, target: PrivateFact, config: PrivacyErasureConfig) -> list[Fact]:
+        others = [p.fact for p in self.learnt if p.person != target.person]
+        rng = random.Random(f"{config.seed}/{target.fact.id}")
+        return rng.sample(others, min(config.locality.private, len(others))) + self.loc_pararel
+
+
+def _edit_row(
+    ctx: TaskContext,
+    config: PrivacyErasureConfig,
+    setup: _Setup,
+    target: PrivateFact,
+    index: int,
+    methods: dict[str, ErasureMethod],
+    ppl_task: tuple[str, Any],
+) -> dict[str, Any]:
+    model, lens = setup.model, ctx.lens
+    prompts = encode(model.tokenizer, setup.attribution_prompts[target.fact.id])
+    steps = config.attribution.ig_steps
+    # methods that attribute the same way over the same units share the scores
+    keys, attributions = {}, {}
+    for label, method in methods.items():
+        searched = method.searched(model, lens)
+        keys[label] = (method.attribution, tuple(unit_lens.site for unit_lens in searched))
+        if keys[label] not in attributions:
+            scores = [
+                attribute(model, unit_lens, prompts, method.attribution, steps, ctx.batch_size)
+                for unit_lens in searched
+            ]
+            attributions[keys[label]] = torch.cat(scores, dim=1)
+    gen, loc = setup.gen_prompts[target.fact.id], setup.locality_facts(target, config)
+    probe = [target.fact, *gen, *loc]
+    before = [setup.before[f.id] for f in probe]
+    row: dict[str, Any] = {"id": target.fact.id, "relation": target.fact.relation, "methods": {}}
+    for label, method in methods.items():
+        with method.erase(model, lens, attributions[keys[label]]) as edit:
+            after = score_facts(model, probe, ctx.batch_size)
+            ppl = None
+            if index < config.perplexity.edits:
+                ppl = word_perplexity(model, ppl_task, config.perplexity.max_length, ctx.batch_size)
+        row["methods"][label] = {
+            "rel": share_erased(before[:1], after[:1], config.erased_below),
+            "gen": share_erased(before[1 : 1 + len(gen)], after[1 : 1 + len(gen)], config.erased_below),
+            "loc": share_kept(before[1 + len(gen) :], after[1 + len(gen) :]),
+            "p_before": before[0].prob,
+            "p_after": after[0].prob,
+            "perplexity": ppl,
+            "edit": edit,
+        }
+    return row
+
+
+def _summarize(
+    config: PrivacyErasureConfig, rows: list[dict[str, Any]], methods: dict[str, ErasureMethod], ppl_before: float
+) -> dict[str, dict[str, Any]]:
+    """Metrics named `<metric>.<method variant>`: the leaderboard makes one row per variant."""
+    resamples, seed = config.bootstrap.resamples, config.seed
+    relations = [row["relation"] for row in rows]
+    metrics = {}
+    for label in methods:
+        results = [row["methods"][label] for row in rows]
+        for name in ("rel", "gen", "loc"):
+            kept = [(r[name], rel) for r, rel in zip(results, relations, strict=True) if r[name] is not None]
+            if kept:
+                metrics[f"{name}.{label}"] = mean_se([v for v, _ in kept], resamples, seed, [c for _, c in kept])
+        ppl = [r["perplexity"] for r in results if r["perplexity"] is not None]
+        if ppl:
+            metrics[f"delta_ppl.{label}"] = mean_se([p - ppl_before for p in ppl], resamples, seed)
+            metrics[f"ppl_ratio.{label}"] = mean_se([p / ppl_before for p in ppl], resamples, seed)
+    return metrics
+
+
+def within_budget(
+    metrics: dict[str, dict[str, Any]], methods: dict[str, ErasureMethod], budget: BudgetConfig
+) -> tuple[dict[str, dict[str, Any]], dict[str, str | None]]:
+    """Per method, the best Rel among its variants whose mean Loc and PPL ratio are within budget
+    (`rel_at_budget.<method>`, 0 when none is: erasing nothing is always within budget), and which
+    variant that was."""
+    best: dict[str, tuple[dict[str, Any], str] | None] = {m.name: None for m in methods.values()}
+    for label, method in methods.items():
+        loc, ppl = metrics.get(f"loc.{label}"), metrics.get(f"ppl_ratio.{label}")
+        ok = (loc is None or loc["mean"] >= budget.min_loc) and (ppl is None or ppl["mean"] <= budget.max_ppl_ratio)
+        rel = metrics.get(f"rel.{label}")
+        current = best[method.name]
+        if ok and rel is not None and (current is None or rel["mean"] > current[0]["mean"]):
+            best[method.name] = (rel, label)
+    out, chosen = {}, {}
+    for name, found in best.items():
+        out[f"rel_at_budget.{name}"] = found[0] if found else {"mean": 0.0, "se": 0.0, "n": 0}
+        chosen[name] = found[1] if found else None
+    return out, chosen
+
+
+def run(ctx: TaskContext) -> dict[str, Any]:
+    config = ctx.config
+    assert isinstance(config, PrivacyErasureConfig)
+    methods, skipped = _methods(config, ctx)
+    setup = _Setup(ctx, config)
+    targets = setup.learnt[: config.limit] if config.limit else setup.learnt
+    if not targets:
+        raise BenchError(
+            f"the injected model learnt none of the {len(setup.private)} private facts; "
+            "raise injection.max_epochs or injection.learning_rate."
+        )
+    ppl_task = write_task(ctx.data_dir, setup.model.tokenizer, config.perplexity.split, config.perplexity.max_tokens)
+    ppl_base = _cached_perplexity(ctx.loaded, ppl_task, config.perplexity, ctx.batch_size)
+    ppl_injected = _cached_perplexity(setup.model, ppl_task, config.perplexity, ctx.batch_size)
+    done = {row["id"]: row for row in ctx.slot.done_items()}
+    bar = ctx.progress("edits", len(targets), sum(t.fact.id in done for t in targets))
+    for index, target in enumerate(targets):
+        if target.fact.id not in done:
+            done[target.fact.id] = _edit_row(ctx, config, setup, target, index, methods, ppl_task)
+            ctx.slot.log_items([done[target.fact.id]])
+            bar.update(1)
+    bar.close()
+    rows = [done[t.fact.id] for t in targets]
+    metrics = _summarize(config, rows, methods, ppl_injected)
+    at_budget, chosen = within_budget(metrics, methods, config.budget)
+    return {
+        "metrics": at_budget | metrics,
+        "budget": {"config": config.budget.model_dump(), "chosen": chosen},
+        "methods": {label: {"options": m.model_dump(), "attribution": m.attribution} for label, m in methods.items()},
+        "methods_skipped": skipped,
+        "clean_model": setup.clean,
+        "injection": setup.injection,
+        "perplexity": {"base": ppl_base, "injected": ppl_injected, "lm_eval_task": ppl_task[0]},
+        "splits": {
+            "people": config.data.people,
+            "facts": len(setup.private),
+            "learnt": len(setup.learnt),
+            "targets": len(targets),
+            "locality_pararel": len(setup.loc_pararel),
+        },
+        "items": rows,
+    }
+
+
+TASK_TYPE = TaskType(
+    name="privacy_erasure",
+    description="Rel / Gen / Loc / ΔPPL of erasing injected private facts by editing a lens's units.",
+    config_model=PrivacyErasureConfig,
+    run=run,
+    metrics=METRICS,
+    record_model=PrivacyErasureRecord,
+    family="Erasure",
+    method_page="docs/methods/privacy_erasure.md",
+)
