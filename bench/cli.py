@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from bench import __version__
 from bench.engine.collection import Item, select
 from bench.engine.runner import DEFAULT_OUTPUT_DIR, CellResult, RunOptions
 from bench.engine.session import Session
@@ -20,6 +21,8 @@ from bench.errors import BenchError
 from bench.model.loading import DEFAULT_MODEL, DTYPES
 from bench.paths import DATA_ENV, data_dir
 from bench.plugin.registry import plugins
+from bench.plugin.specs import TaskType
+from bench.report.publish import DEFAULT_PUBLISHED
 from bench.sae.spec import ARCHITECTURES, TrainSpec
 
 
@@ -39,6 +42,7 @@ def _key_value(text: str) -> tuple[str, str]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="Score analytical lenses of language models.")
+    parser.add_argument("--version", action="version", version=f"lens-bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run tasks with a lens on a model and write result records")
@@ -99,12 +103,16 @@ def _parser() -> argparse.ArgumentParser:
     neuron.add_argument("--output", type=Path, help="PNG path; default neuron_L<layer>_<index>.png")
     neuron.add_argument("--data-dir", type=Path)
 
-    board = sub.add_parser("leaderboard", help="render every result record as leaderboard/README.md")
-    board.add_argument("--results-dir", type=Path, default=Path("results"))
+    board = sub.add_parser("leaderboard", help="render result records as a leaderboard (markdown, html, csv, json)")
+    board.add_argument("--results-dir", type=Path, default=DEFAULT_OUTPUT_DIR, help="records to show")
     board.add_argument(
-        "--output", type=Path, help="default: leaderboard/README.md, or leaderboard/leaderboard.<format>"
+        "--output", type=Path, help="default: <results-dir>/leaderboard/README.md (or leaderboard.<format>)"
     )
     board.add_argument("--format", default="md", choices=["md", "csv", "json", "html"])
+
+    publish = sub.add_parser("publish", help="copy records, compacted, into the committed leaderboard folder")
+    publish.add_argument("--results-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
+    publish.add_argument("--to", type=Path, default=DEFAULT_PUBLISHED, help=f"default: {DEFAULT_PUBLISHED}")
     return parser
 
 
@@ -252,14 +260,27 @@ def _cmd_list(_: argparse.Namespace) -> None:
     _section("Erasure methods (privacy erasure)", methods, ["name", "description", "attribution", "from"])
 
 
+def _task_types() -> dict[str, TaskType]:
+    return {entry.name: entry.obj for entry in plugins().task_types}
+
+
 def _cmd_leaderboard(args: argparse.Namespace) -> None:
     from bench.engine.records import load_records
     from bench.report.leaderboard import write_leaderboard
 
-    command = shlex.join(["bench", "leaderboard", "--results-dir", str(args.results_dir)])
-    default = Path("leaderboard") / ("README.md" if args.format == "md" else f"leaderboard.{args.format}")
-    out = write_leaderboard(load_records(args.results_dir), args.output or default, command, args.format)
-    print(f"wrote {out}")
+    name = "README.md" if args.format == "md" else f"leaderboard.{args.format}"
+    out = args.output or args.results_dir / "leaderboard" / name
+    argv = ["bench", "leaderboard", "--results-dir", str(args.results_dir), "--output", str(out)]
+    command = shlex.join(argv + (["--format", args.format] if args.format != "md" else []))
+    records = load_records(args.results_dir, _task_types())
+    print(f"wrote {write_leaderboard(records, out, command, args.format, _task_types())}")
+
+
+def _cmd_publish(args: argparse.Namespace) -> None:
+    from bench.report.publish import publish
+
+    written = publish(args.results_dir, args.to, _task_types())
+    print(f"published {len(written)} records into {args.to}")
 
 
 def _cmd_show(args: argparse.Namespace) -> None:
@@ -273,7 +294,14 @@ def _cmd_show(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"run": _cmd_run, "list": _cmd_list, "leaderboard": _cmd_leaderboard, "sae": _cmd_sae, "show": _cmd_show}
+    handlers = {
+        "run": _cmd_run,
+        "list": _cmd_list,
+        "leaderboard": _cmd_leaderboard,
+        "publish": _cmd_publish,
+        "sae": _cmd_sae,
+        "show": _cmd_show,
+    }
     handler = handlers[args.command]
     try:
         code = handler(args)

@@ -185,26 +185,28 @@ def test_other_formats(tmp_path, tiny_model_dirs, tiny_task, corpus_dir) -> None
     assert (
         (tmp_path / "board" / "leaderboard.csv")
         .read_text()
-        .startswith("model,lens,site,layer,sae,label,method,task,family,metric")
+        .startswith("model,lens,site,layer,sae,label,method,task,task_type,family,metric")
     )
     rows = json.loads((tmp_path / "board" / "leaderboard.json").read_text())
     assert {r["lens"] for r in rows} == {"mlp_neurons", "random"} and all("mean" in r and "se" in r for r in rows)
     html = (tmp_path / "board" / "leaderboard.html").read_text()
-    assert "<table" in html and "data:image/png;base64," in html and 'src="bars_' not in html  # self-contained
-    assert (tmp_path / "board" / "delta_prob.png").exists()
+    # small: plots are the PNG files beside the page, not inlined; each row links to its record
+    assert "<table id='headline'" in html and "src='bars_tiny_ablation.png'" in html
+    assert "data:image/png;base64," not in html and "class=rec" in html
+    assert (tmp_path / "board" / "tiny_ablation_specificity.png").exists()
 
 
 def test_frontier_keeps_a_second_erasure_task_on_its_own_lines(monkeypatch, tmp_path) -> None:
-    import bench.report.leaderboard as leaderboard
+    import bench.tasks.privacy_erasure.plot as plot
 
     drawn = []
-    monkeypatch.setattr(leaderboard, "erasure_frontier", lambda rows, *_: drawn.extend(rows))
+    monkeypatch.setattr(plot, "erasure_frontier", lambda rows, *_: drawn.extend(rows))
     project = erasure("sae_post_mlp", "blocks.2.hook_resid_post", {"feature_edit[top_k=1]": (0.1, 0.1)}, "p")
     zeroing = erasure("sae_post_mlp", "blocks.2.hook_resid_post", {"feature_edit[top_k=1,tau=3]": (0.2, 0.1)}, "z")
     zeroing["task"]["name"] = "feature_edit_tau"
     for rec in (project, zeroing):
         rec["methods"] = {variant.split(".", 1)[1]: {} for variant in rec["metrics"] if variant.startswith("rel.")}
-    leaderboard._frontier_plot([project, zeroing], tmp_path)
+    plot.frontier_plot([project, zeroing], tmp_path)
     assert {(row["method"], row["variant"]) for row in drawn} == {
         ("feature_edit", "top_k=1"),
         ("feature_edit (feature_edit_tau)", "top_k=1,tau=3"),

@@ -18,7 +18,8 @@ from bench.tasks.privacy_erasure.methods import DEPN, FeatureEdit, KnowledgeNeur
 from bench.tasks.privacy_erasure.people import RELATIONS, TEMPLATES, generate
 from bench.tasks.privacy_erasure.scores import PromptScore, erased, share_erased, share_kept
 from bench.tasks.privacy_erasure.task import BudgetConfig, _variants, within_budget
-from tests.conftest import CORPUS_LINES, run_cli
+from tests.conftest import run_cli
+from tests.tiny import CORPUS_LINES
 
 
 def test_generator_is_deterministic_and_covers_every_relation() -> None:

@@ -10,7 +10,7 @@ import torch
 from bench.errors import BenchError
 from bench.model.loading import load_model
 from bench.model.sites import Site, architecture_of, hooked, n_layers, site_width
-from tests.conftest import ARCH_CONFIGS
+from tests.tiny import ARCH_CONFIGS
 
 HOOKS = [
     "hook_resid_pre",

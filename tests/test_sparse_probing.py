@@ -19,7 +19,8 @@ from bench.errors import BenchError
 from bench.model.lens import Lens
 from bench.plugin.registry import plugins
 from bench.tasks.sparse_probing.task import SparseProbingConfig, extreme_tokens, held_out_groups, run, token_dataset
-from tests.conftest import FACTS, run_cli
+from tests.conftest import run_cli
+from tests.tiny import FACTS
 
 NAMES = sorted({name for _, pairs in FACTS.values() for pair in pairs for name in pair})
 
@@ -181,8 +182,8 @@ def test_sparse_probing_through_the_cli_and_leaderboard(tmp_path, tiny_model_dir
     assert run_cli(tiny_model_dirs["llama"], task, ud_dir, results, *options, units=units) == 0
     assert main(["leaderboard", "--results-dir", str(results), "--output", str(board)]) == 0
     text = board.read_text()
-    assert "## Probing" in text and "probe: mean F1@1" in text and "sparse_probing_f1.png" in text
-    assert "probe: F1 UD tokens@1" in text  # the relations have too few tiny facts to be probed
+    assert "## probe" in text and "| mean F1@1" in text and "sparse_probing_f1.png" in text
+    assert "| F1 UD tokens@1" in text  # the relations have too few tiny facts to be probed
     (record,) = [json.loads(p.read_text()) for p in results.rglob("*.json")]
     held_out = record["held_out"]["patterns"]  # one of each relation's two patterns
     assert sorted(p.split("/")[0] for p in held_out) == ["P17", "P19"]

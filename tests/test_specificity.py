@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.data.pararel import load_facts
 from bench.engine.records import load_records
 from bench.plugin.registry import plugins
 from bench.report.leaderboard import frame
-from bench.tasks.privacy_erasure.injection import InjectionConfig, inject
+from tests import tiny
 from tests.conftest import run_cli
 from tests.test_plugins import install_fake_distribution
 
@@ -73,13 +72,9 @@ def wrecker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def taught_model(tiny_llama, corpus_dir) -> Path:
+def taught_model(tiny_model_dirs, corpus_dir) -> Path:
     """The tiny model fine-tuned on the miniature ParaRel facts, so that it knows them."""
-    facts = load_facts(corpus_dir, ["P17", "P19"], 1, 10, 0)
-    config = InjectionConfig(learning_rate=3e-2, batch_size=10, max_epochs=200, stop_when_learnt=1.0)
-    injected = inject(tiny_llama, facts, config)
-    assert injected.report["learnt"] == len(facts)
-    return Path(injected.report["path"])
+    return tiny.taught_model(tiny_model_dirs["llama"], corpus_dir)
 
 
 def test_a_lens_that_wrecks_everything_ranks_last_on_specificity(wrecker, taught_model, corpus_dir, tmp_path) -> None:

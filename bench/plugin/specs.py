@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pandas as pd
     from pydantic import BaseModel
 
     from bench.model.lens import Lens
@@ -58,6 +61,9 @@ class TaskType:
     # the record's typed schema (a subclass of bench.engine.records.Record); None: the base schema
     record_model: type[BaseModel] | None = None
     family: str = "Other"  # the leaderboard section it is shown in
+    # leaderboard extras: plots drawn from this type's records, and footnotes for cells of its frame
+    plot: Callable[[list[dict[str, Any]], Path], list[Path]] | None = None
+    caveats: Callable[[pd.DataFrame], dict[int, str]] | None = None
     method_page: str | None = None  # docs/methods/<task>.md, relative to the repository
 
     def metric(self, key: str) -> MetricSpec | None:

@@ -28,6 +28,7 @@ from bench.plugin.specs import TaskType
 from bench.stats import mean_se
 from bench.tasks.facts import BootstrapConfig, Section
 from bench.tasks.interpretability.task import CorpusConfig, unit_activations
+from bench.tasks.polysemanticity.caveats import distance_caveats
 from bench.tasks.polysemanticity.outputs import METRICS, PolysemanticityRecord
 
 CLUSTER_MEASURES = ("n_clusters", "max", "mean", "intra", "inter")
@@ -131,4 +132,5 @@ TASK_TYPE = TaskType(
     record_model=PolysemanticityRecord,
     family="Interpretability",
     method_page="docs/methods/polysemanticity.md",
+    caveats=distance_caveats,
 )

@@ -40,6 +40,7 @@ from bench.tasks.privacy_erasure.methods import ErasureMethod
 from bench.tasks.privacy_erasure.outputs import METRICS, PrivacyErasureRecord
 from bench.tasks.privacy_erasure.people import PrivateFact, generate
 from bench.tasks.privacy_erasure.perplexity import word_perplexity, write_task
+from bench.tasks.privacy_erasure.plot import frontier_plot
 from bench.tasks.privacy_erasure.scores import PromptScore, share_erased, share_kept
 
 
@@ -314,4 +315,5 @@ TASK_TYPE = TaskType(
     record_model=PrivacyErasureRecord,
     family="Erasure",
     method_page="docs/methods/privacy_erasure.md",
+    plot=frontier_plot,
 )

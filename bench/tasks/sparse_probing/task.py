@@ -38,6 +38,7 @@ from bench.plugin.specs import TaskType
 from bench.stats import mean_se
 from bench.tasks.facts import BootstrapConfig, Section
 from bench.tasks.sparse_probing.outputs import METRICS, SparseProbingRecord
+from bench.tasks.sparse_probing.plot import probing_plot
 
 PROMPT_PREFIX = "relation:"  # prompt-level feature names; token-level ones are "upos:NOUN" and the like
 
@@ -287,4 +288,5 @@ TASK_TYPE = TaskType(
     record_model=SparseProbingRecord,
     family="Probing",
     method_page="docs/methods/sparse_probing.md",
+    plot=probing_plot,
 )

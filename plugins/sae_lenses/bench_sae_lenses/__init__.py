@@ -12,7 +12,8 @@ Which SAE (``--sae`` or ``--lens-option sae=...``; ``{layer}`` is filled in):
 - a local directory saved with sae-lens (``SAE.save_model``);
 - ``<release>/<sae_id>`` of a public sae-lens release, e.g.
   ``gemma-scope-2b-pt-res-canonical/layer_{layer}/width_16k/canonical`` (needs network);
-- nothing: the SAE that ``bench sae train`` made for this model and site.
+- nothing: the SAE that ``bench sae train`` made for this model and site; ``trained:<variant>``
+  names one of its variants (``trained:standard_ne``), the portable name the leaderboard shows.
 """
 
 from __future__ import annotations
@@ -37,11 +38,14 @@ SITE_KINDS = {"sae_post_mlp": "hook_resid_post", "sae_mlp_out": "hook_mlp_out", 
 TRAIN_SITE_NAMES = {"hook_resid_post": "resid_post", "hook_mlp_out": "mlp_out", "hook_attn_out": "attn_out"}
 
 
+TRAINED = "trained:"
+
+
 def load_sae(loaded: LoadedModel, site: str, spec: str | None) -> tuple[SAE[Any], str]:
     """The SAE and a description of where it came from."""
     parsed = Site.parse(site)
-    if spec is None:
-        path = sae_path(loaded, site)
+    if spec is None or spec.startswith(TRAINED):
+        path = sae_path(loaded, site, (spec or TRAINED).removeprefix(TRAINED))
         if not (path / "card.json").exists():
             raise BenchError(
                 f"no SAE for {site} of {loaded.model_id} yet. Train one with `bench sae train --model "

@@ -1,0 +1,79 @@
+"""How the report names things: a record's SAE, its lens in plots, its judge, and the command that made it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+# flags whose values are machine paths: shown commands leave them out (they do not change what is computed)
+_LOCAL_FLAGS = {"--output-dir", "--output_path", "--data-dir"}
+_TASK_FLAGS = {"--task", "--tasks"}
+
+
+def judge_name(record: dict[str, Any]) -> str:
+    judge = record.get("judge")
+    if not judge:
+        return ""
+    return f"{judge['name']} v{judge['version']}" + (f" {judge['model']}" if "model" in judge else "")
+
+
+def trained_variant(source: str) -> str | None:
+    """For an SAE the harness trained (in the cache's saes/ folder): its variant, "" for the
+    default; None for any other SAE."""
+    if "/saes/" not in source:
+        return None
+    return Path(source).name.partition("+")[2]  # e.g. blocks.16.hook_mlp_out+standard_ne
+
+
+def sae_column(record: dict[str, Any]) -> str:
+    config = record["lens"]["config"]
+    source = config.get("sae")
+    if not source:
+        return ""
+    variant = trained_variant(source)
+    if variant is None:
+        return source
+    # a retrained SAE keeps its path: its weights' hash keeps records of different weights in different rows
+    weights = (config.get("sae_sha256") or "")[:8]
+    return (f"trained ({variant})" if variant else "trained") + (f" {weights}" if weights else "")
+
+
+def lens_label(record: dict[str, Any]) -> str:
+    """How plots name a lens: with the SAE variant or external SAE when it is not the default."""
+    lens, source = record["lens"]["name"], record["lens"]["config"].get("sae")
+    if not source:
+        return lens
+    variant = trained_variant(source)
+    if variant is None:
+        return f"{lens} ({'/'.join(Path(source).parts[-2:])})"
+    return f"{lens} ({variant})" if variant else lens
+
+
+def layer_of(site: str) -> int:
+    match = re.match(r"blocks\.(\d+)\.", site)
+    return int(match.group(1)) if match else -1
+
+
+def portable_command(record: dict[str, Any]) -> str:
+    """The bench command that made the record, as another machine would type it: the task by name,
+    a harness-trained SAE as ``trained:<variant>``, and no output or data folders."""
+    argv = list(record["provenance"].get("command") or [])[1:]
+    if not argv:
+        return ""
+    shown, i = ["bench"], 0
+    while i < len(argv):
+        flag, _, inline = argv[i].partition("=")
+        takes_value = flag.startswith("--") and not inline and i + 1 < len(argv) and not argv[i + 1].startswith("-")
+        value = inline or (argv[i + 1] if takes_value else "")
+        step = 2 if takes_value else 1
+        if flag in _LOCAL_FLAGS:
+            pass
+        elif flag in _TASK_FLAGS:
+            shown += [flag, record["task"]["name"]]
+        elif flag == "--sae" and (variant := trained_variant(value)) is not None:
+            shown += [flag, f"trained:{variant}"] if variant else []
+        else:
+            shown += argv[i : i + step]
+        i += step
+    return " ".join(shown)

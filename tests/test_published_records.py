@@ -1,0 +1,39 @@
+"""The committed leaderboard records: valid under their task's schema, and the numbers they publish
+are the ones computed before the records were moved and compacted (tests/golden/leaderboard_numbers.csv)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.engine.records import load_records
+from bench.paths import REPO_ROOT
+from bench.plugin.registry import plugins
+from bench.report.leaderboard import frame
+
+PUBLISHED = REPO_ROOT / "leaderboard" / "records"
+GOLDEN = Path(__file__).parent / "golden" / "leaderboard_numbers.csv"
+KEYS = ["model", "lens", "site", "sae", "method", "task", "metric"]
+
+
+@pytest.fixture(scope="module")
+def published() -> list[dict]:
+    task_types = {e.name: e.obj for e in plugins().task_types}
+    return list(load_records(PUBLISHED, task_types))  # validates each against its schema
+
+
+def test_published_records_keep_every_number(published) -> None:
+    now = frame(published)[[*KEYS, "mean", "se", "n"]].fillna("")
+    before = pd.read_csv(GOLDEN, keep_default_na=False, dtype={"sae": str, "method": str})
+    merged = before.merge(now, on=KEYS, how="outer", suffixes=("_before", "_now"), indicator=True)
+    assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"][KEYS].head().to_string()
+    for column in ("mean", "se", "n"):
+        assert merged[f"{column}_before"].astype(float).to_numpy() == pytest.approx(
+            merged[f"{column}_now"].astype(float).to_numpy(), rel=1e-9, abs=1e-12
+        ), column
+
+
+def test_published_records_are_compact(published) -> None:
+    assert published and all("items" not in record for record in published)

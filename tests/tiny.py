@@ -1,0 +1,166 @@
+"""Tiny fixtures built from scratch: a word-level tokenizer, random models of each supported
+architecture, a miniature data directory laid out like ../shared/data, and a model taught its facts.
+
+The test suite's fixtures use these functions; scripts/check_install.sh runs this file with a
+freshly installed lens-bench (`python tests/tiny.py OUT`) to get a model and data to run a task on.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import (
+    AutoModelForCausalLM,
+    Gemma2Config,
+    GPT2Config,
+    GPTNeoXConfig,
+    LlamaConfig,
+    PreTrainedTokenizerFast,
+)
+
+FACTS = {
+    "P17": (
+        "[X] is located in [Y] .",
+        [
+            ("Paris", "France"),
+            ("Berlin", "Germany"),
+            ("Rome", "Italy"),
+            ("Madrid", "Spain"),
+            ("Lisbon", "Portugal"),
+            ("Oslo", "Norway"),
+        ],
+    ),
+    "P19": (
+        "[X] was born in [Y].",
+        [("Alice", "Paris"), ("Bob", "Berlin"), ("Carol", "Rome"), ("Dave", "Oslo")],
+    ),
+}
+WORDS = sorted(
+    {w for pattern, pairs in FACTS.values() for pair in pairs for w in pair}
+    | set(["is", "located", "in", "was", "born", ".", "[UNK]", "<pad>", ","])
+)
+
+ARCH_CONFIGS = {
+    "llama": lambda v: LlamaConfig(
+        vocab_size=v,
+        hidden_size=16,
+        intermediate_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+    ),
+    "gemma2": lambda v: Gemma2Config(
+        vocab_size=v,
+        hidden_size=16,
+        intermediate_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=8,
+        max_position_embeddings=64,
+    ),
+    "gpt2": lambda v: GPT2Config(vocab_size=v, n_embd=16, n_inner=24, n_layer=3, n_head=2, n_positions=64),
+    "gpt_neox": lambda v: GPTNeoXConfig(
+        vocab_size=v,
+        hidden_size=16,
+        intermediate_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        max_position_embeddings=64,
+    ),
+}
+
+
+def make_tokenizer() -> PreTrainedTokenizerFast:
+    vocab = {word: i for i, word in enumerate(WORDS)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="<pad>", eos_token="<eos>")
+
+
+def save_tiny_model(arch: str, folder: Path, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    tokenizer = make_tokenizer()
+    model = AutoModelForCausalLM.from_config(ARCH_CONFIGS[arch](len(tokenizer)))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+CORPUS_LINES = [
+    "Paris is located in France . Berlin is located in Germany .",
+    "Alice was born in Paris . Bob was born in Berlin . Rome is located in Italy .",
+    "Carol was born in Rome , Dave was born in Oslo . Oslo is located in Norway .",
+    "Madrid is located in Spain , Lisbon is located in Portugal .",
+]
+
+
+def write_pararel(root: Path, every_relation: bool = False) -> Path:
+    """The miniature ParaRel: patterns/ and tuples/ of FACTS' relations; with ``every_relation``,
+    the other ParaRel relations too, each with one false fact the taught model does not know (so a
+    task that reads every relation runs, on FACTS' relations alone)."""
+    from bench.data.pararel import RELATIONS
+
+    false_fact = ("[X] is located in [Y] .", [("Oslo", "Paris")])
+    others = {r: false_fact for r in RELATIONS if r not in FACTS} if every_relation else {}
+    for relation, (pattern, pairs) in (FACTS | others).items():
+        for kind, rows in (
+            ("patterns", [{"pattern": pattern}]),
+            (
+                "tuples",
+                [{"sub_label": s, "obj_label": o, "uuid": f"{relation}-{i}"} for i, (s, o) in enumerate(pairs)],
+            ),
+        ):
+            path = root / "pararel" / kind / f"{relation}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return root
+
+
+def write_corpora(root: Path) -> Path:
+    """WikiText-2 and UD English-EWT files made of the test vocabulary, beside the ParaRel folder."""
+    wiki = root / "wikitext-2"
+    wiki.mkdir(parents=True)
+    for split, repeat in (("valid", 30), ("test", 10)):
+        pages = [
+            f" = Page {i} = \n \n {' '.join(CORPUS_LINES[i % 4 :] + CORPUS_LINES[: i % 4])} \n" for i in range(repeat)
+        ]
+        (wiki / f"{split}.txt").write_text("".join(pages))
+    ud = root / "ud-english-ewt"
+    ud.mkdir()
+    for split in ("dev", "test"):
+        (ud / f"en_ewt-ud-{split}.conllu").write_text(
+            "".join(f"# sent_id = {i}\n# text = {line}\n1\t_\n\n" for i, line in enumerate(CORPUS_LINES))
+        )
+    return root
+
+
+def taught_model(model_dir: Path, data_dir: Path) -> Path:
+    """The tiny model fine-tuned on the miniature ParaRel until it knows every fact (in the cache)."""
+    from bench.data.pararel import load_facts
+    from bench.model.loading import load_model
+    from bench.tasks.privacy_erasure.injection import InjectionConfig, inject
+
+    facts = load_facts(data_dir, list(FACTS), 1, 10, 0)
+    config = InjectionConfig(learning_rate=3e-2, batch_size=10, max_epochs=200, stop_when_learnt=1.0)
+    injected = inject(load_model(str(model_dir)), facts, config)
+    assert injected.report["learnt"] == len(facts), injected.report
+    return Path(injected.report["path"])
+
+
+def main(out: Path) -> None:
+    """OUT/data (ParaRel, WikiText, UD) and OUT/model, a tiny Llama that knows the ParaRel facts."""
+    data = write_corpora(write_pararel(out / "data", every_relation=True))
+    taught = taught_model(save_tiny_model("llama", out / "random-model"), data)
+    shutil.copytree(taught, out / "model")
+    print(f"tiny model: {out / 'model'}\ndata: {data}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
