@@ -14,4 +14,14 @@ from bench.errors import BenchError
 from bench.plugin.hookspecs import hookimpl
 from bench.plugin.specs import LensSpec, MetricSpec, TaskType
 
-__all__ = ["BenchError", "LensSpec", "MetricSpec", "TaskType", "__version__", "hookimpl"]
+__all__ = ["BenchError", "Lens", "LensSpec", "MetricSpec", "TaskType", "__version__", "hookimpl"]
+
+
+def __getattr__(name: str) -> object:
+    """``bench.Lens`` on first use: it imports torch, which `import bench` (and so pytest, through
+    the plugin entry point) should not pay for."""
+    if name == "Lens":
+        from bench.model.lens import Lens
+
+        return Lens
+    raise AttributeError(f"module 'bench' has no attribute {name!r}")

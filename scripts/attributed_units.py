@@ -9,7 +9,7 @@ For the units chosen most often in a ``knowledge_ablation`` record this prints:
 - ``writes``: for lenses with unit directions (SAEs), the mean share of ‖h‖ the unit's
   activation × ‖d‖ makes up on the tokens it fires on.
 
-    python scripts/attributed_units.py results/knowledge_ablation/.../blocks.24.hook_resid_post-<id>.json
+    python scripts/attributed_units.py bench-results/knowledge_ablation/.../blocks.24.hook_resid_post-<id>.json
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from bench.engine.records import record_items
 from bench.model.activations import site_activations
 from bench.model.loading import load_model
 from bench.model.text_kl import wikitext_windows
@@ -37,7 +38,7 @@ def main() -> None:
     parser.add_argument("--data-dir")
     args = parser.parse_args()
     record = json.loads(args.record.read_text())
-    site, items = record["lens"]["site"], record["items"]
+    site, items = record["lens"]["site"], record_items(record)
     top1 = Counter(item["top_units"][0] for item in items)
     top5 = Counter(unit for item in items for unit in item["top_units"][:5])
     torch.set_grad_enabled(False)

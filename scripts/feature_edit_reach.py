@@ -8,7 +8,7 @@ sweep point), this prints on WikiText-2 test tokens of the model that record edi
 - ``own``: the share of that component the feature itself writes (activation × ‖d‖);
 - ``fires``: the share of tokens the feature is active on.
 
-    python scripts/feature_edit_reach.py results/privacy_erasure/.../blocks.16.hook_resid_post-<id>.json
+    python scripts/feature_edit_reach.py bench-results/privacy_erasure/.../blocks.16.hook_resid_post-<id>.json
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from bench.engine.records import record_items
 from bench.model.activations import site_activations
 from bench.model.loading import load_model
 from bench.model.text_kl import wikitext_windows
@@ -43,7 +44,7 @@ def main() -> None:
     h_all = site_activations(loaded, site, ids)
     h = h_all[:, 1:]  # position 0, the attention sink, left out
     features = lens.encode({site: h_all})[:, 1:]
-    units = sorted({unit for item in record["items"] for unit in item["methods"][args.variant]["edit"]["units"]})
+    units = sorted({unit for item in record_items(record) for unit in item["methods"][args.variant]["edit"]["units"]})
     print(f"{site}, {args.variant}: {len(units)} features, {h.shape[0] * h.shape[1]} tokens")
     for unit in units:
         decoder = lens.unit_directions(torch.tensor([unit]))[0].float()

@@ -11,7 +11,7 @@ and overall (bootstrap SE over relations):
 - ``same rel.``: the new control, the mean drop of the same relation's other facts.
 The record's own ablations are replayed first, and must give back its ΔProb.
 
-    python scripts/same_relation_control.py results/knowledge_ablation/.../<site>-<id>.json --k 5
+    python scripts/same_relation_control.py bench-results/knowledge_ablation/.../<site>-<id>.json --k 5
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from bench.engine.records import record_items
 from bench.model.loading import load_model
 from bench.paths import data_dir
 from bench.plugin.registry import plugins
@@ -38,7 +39,7 @@ def main() -> None:
     parser.add_argument("--data-dir")
     args = parser.parse_args()
     record = json.loads(args.record.read_text())
-    items = record["items"]
+    items = record_items(record)
     facts = facts_of_record(record, data_dir(args.data_dir))
     pairs = [
         (i, j)

@@ -220,3 +220,30 @@ def test_frontier_styles_never_repeat() -> None:
     for n in (3, 12, 27):
         assert len({tuple(c) for c in distinct_colors(n)}) == n
     assert len(set(distinct_styles(28))) == 28
+
+
+def test_produced_by_shows_portable_commands() -> None:
+    from bench.report.labels import portable_command
+
+    rec = with_sae(record("sae_post_mlp", "blocks.2.hook_resid_post", {"specificity@5": 0.5}, "2026-01-01", "p"))
+    rec["lens"]["config"]["sae"] = "/root/.cache/lens-bench/saes/ab12/blocks.2.hook_resid_post+standard_ne"
+    rec["provenance"]["command"] = [
+        "/venv/bin/bench", "run", "--units", "sae_post_mlp", "--task", "/work/runs2/tasks/knowledge_ablation.yaml",
+        "--sae", rec["lens"]["config"]["sae"], "--output-dir", "/tmp/out", "--data-dir=/data", "--limit", "60",
+    ]  # fmt: skip
+    assert portable_command(rec) == (
+        "bench run --units sae_post_mlp --task knowledge_ablation --sae trained:standard_ne --limit 60"
+    )
+
+
+def test_publish_writes_compact_records_that_render_the_same(tmp_path, tiny_model_dirs, tiny_task, pararel_dir) -> None:
+    from bench.report.leaderboard import frame
+
+    results, published = tmp_path / "results", tmp_path / "published"
+    assert run_cli(tiny_model_dirs["llama"], tiny_task, pararel_dir, results, "--limit", "4") == 0
+    assert main(["publish", "--results-dir", str(results), "--to", str(published)]) == 0
+    (full,) = load_records(results)
+    (compact,) = load_records(published)
+    assert "items" in full and "items" not in compact
+    columns = ["lens", "site", "metric", "mean", "se", "n"]
+    assert frame([full])[columns].equals(frame([compact])[columns])

@@ -97,3 +97,27 @@ def test_duplicate_lens_names_are_an_error(installed_plugin, tmp_path, monkeypat
     plugins.cache_clear()
     with pytest.raises(BenchError, match="registered twice"):
         plugins()
+
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "lens_plugin"
+
+
+def test_the_readme_plugin_example_installs_and_runs_a_task(
+    tmp_path, monkeypatch, tiny_model_dirs, tiny_task, pararel_dir
+) -> None:
+    """examples/lens_plugin, registered exactly as pip would install it, runs ΔProb on a tiny model."""
+    source = (EXAMPLE / "bench_resid_dims" / "__init__.py").read_text()
+    install_fake_distribution(tmp_path / "site-packages", "bench-resid-dims", "0.1.0", "bench_resid_dims", source)
+    monkeypatch.syspath_prepend(str(tmp_path / "site-packages"))
+    plugins.cache_clear()
+    assert plugins().lenses.entry("resid_dims").source == "bench-resid-dims 0.1.0"
+    out = tmp_path / "results"
+    assert run_cli(tiny_model_dirs["llama"], tiny_task, pararel_dir, out, "--limit", "3", units="resid_dims") == 0
+    (path,) = out.rglob("*.json")
+    assert json.loads(path.read_text())["lens"]["n_units"] == 16
+
+
+def test_the_readme_shows_the_example_plugin_as_it_is() -> None:
+    readme = (EXAMPLE.parents[1] / "README.md").read_text()
+    for path in (EXAMPLE / "pyproject.toml", EXAMPLE / "bench_resid_dims" / "__init__.py"):
+        assert path.read_text().strip() in readme, f"README's copy of {path.name} differs from the file"

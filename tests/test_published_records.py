@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.engine.records import load_records
+from bench.engine.records import load_records, record_items
+from bench.errors import BenchError
 from bench.paths import REPO_ROOT
 from bench.plugin.registry import plugins
 from bench.report.leaderboard import frame
@@ -37,3 +38,5 @@ def test_published_records_keep_every_number(published) -> None:
 
 def test_published_records_are_compact(published) -> None:
     assert published and all("items" not in record for record in published)
+    with pytest.raises(BenchError, match="compact published copy"):
+        record_items(published[0])  # what the record scripts call: a clear error, not a KeyError

@@ -80,6 +80,16 @@ def validate_record(record: dict[str, Any], task_type: TaskType, where: str) -> 
             )
 
 
+def record_items(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """A record's per-item detail; a clear error for a compact (published) copy, which has none."""
+    if record.get("items") is None:
+        raise BenchError(
+            f"record {record.get('id')} is a compact published copy without per-item detail; run the command "
+            "the leaderboard shows for it to get the full record (in ./bench-results)."
+        )
+    return record["items"]
+
+
 def schema_version(task_type: str) -> int:
     return SCHEMA_VERSIONS.get(task_type, 1)
 

@@ -1,5 +1,5 @@
 """Neuron embeddings and the clustering of a unit's dataset examples
-(``../shared/seeds/neuron-embeddings-paper.txt``, sections 3 and 4; METHODS.md).
+("Tackling Polysemanticity with Neuron Embeddings", Foote 2024, sections 3 and 4; docs/methods/polysemanticity.md).
 
 - Dataset examples of a unit: corpus positions whose activation is at least ``share`` (0.75)
   of the unit's maximum over the corpus, the first ``limit`` (100) in corpus order.

@@ -237,9 +237,11 @@ def _task_table(df: pd.DataFrame, refs: dict[tuple[str, ...], int], task_types: 
             for i, row in zip(df.index, df.itertuples(), strict=True)
         ]
     )
-    table = cells.pivot_table(index=ROW, columns="column", values="cell", aggfunc="first", sort=False).fillna("")
+    index = [*ROW, "layer"]
+    table = cells.pivot_table(index=index, columns="column", values="cell", aggfunc="first", sort=False).fillna("")
     table = table[list(dict.fromkeys(df["column"]))]  # metrics in the order the task reports them, not A-Z
-    table = table.reset_index()
+    table = table.reset_index().sort_values(["model", "layer", "site", "lens", "sae", "method"], kind="stable")
+    table = table.drop(columns="layer")
     table["lens"] = [
         f"{lens} [^{refs[tuple(key)]}]" for lens, key in zip(table["lens"], table[ROW].values, strict=True)
     ]
@@ -258,6 +260,7 @@ def render(
     plots: list[Path] | None = None,
     method_pages: Mapping[str, str] | None = None,
     task_types: Mapping[str, TaskType] | None = None,
+    findings: str | None = None,
 ) -> str:
     detail = _middle_k(df[df["shown"]])
     notes = _footnotes(detail)
@@ -273,7 +276,9 @@ def render(
         "Detail tables: `mean ± bootstrap SE (n)`, bold the best value of a column at one site. Controls of "
         "a metric measured at several k are shown at the middle k; the csv and json formats have every k. "
         "† marks a value that is partly mechanical (see the note under its table).\n",
-        f"Regenerate with `{command}`.\n",
+        f"Regenerate with `{command}`."
+        + (f" What the numbers mean, and what they cannot show: [findings]({findings})." if findings else "")
+        + "\n",
     ]
     commands = sorted({c for c in df["command"] if c})
     if commands:
@@ -350,7 +355,8 @@ def write_leaderboard(
         plots = _plots(df, out.parent) + _task_plots(records, df, task_types, out.parent)
         pages = _method_pages(records, task_types, out.parent)
         if fmt == "md":
-            write_atomic(out, render(df, command, out.parent, plots, pages, task_types))
+            findings = _repo_page("docs/findings.md", out.parent)
+            write_atomic(out, render(df, command, out.parent, plots, pages, task_types, findings))
         else:
             top = headline(df)
             detail = _middle_k(df[df["shown"]])
@@ -363,12 +369,18 @@ def write_leaderboard(
 def _method_pages(records: list[dict[str, Any]], task_types: Mapping[str, TaskType], out_dir: Path) -> dict[str, str]:
     """Links from each task's section to its method page in the checkout (docs/methods/), where
     the page exists: an installed copy without the docs gets no dead links."""
-    from bench.paths import REPO_ROOT
-
     pages = {}
     for record in records:
         task_type = task_types.get(record["task"]["type"])
-        page = REPO_ROOT / task_type.method_page if task_type and task_type.method_page else None
-        if page is not None and page.is_file():
-            pages[record["task"]["name"]] = os.path.relpath(page, out_dir.resolve())
+        page = _repo_page(task_type.method_page, out_dir) if task_type and task_type.method_page else None
+        if page:
+            pages[record["task"]["name"]] = page
     return pages
+
+
+def _repo_page(relative: str, out_dir: Path) -> str | None:
+    """A page of the lens-bench checkout (docs/...) as a link from out_dir; None for an installed copy."""
+    from bench.paths import REPO_ROOT
+
+    page = REPO_ROOT / relative
+    return os.path.relpath(page, out_dir.resolve()) if page.is_file() else None

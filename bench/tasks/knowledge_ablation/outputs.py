@@ -8,7 +8,7 @@ from bench.engine.records import Record
 from bench.plugin.specs import MetricSpec
 
 METRICS = (
-    MetricSpec("specificity", "specificity (ΔProb − unrelated)", headline=True, shown_at="all"),
+    MetricSpec("specificity", "specificity (ΔProb − unrelated)", headline=True),  # every k: its plot
     MetricSpec("delta_prob", "ΔProb (raw)", higher_is_better=None),
     MetricSpec("delta_prob_unrelated", "ΔProb unrelated", higher_is_better=None),
     MetricSpec("delta_prob_random", "ΔProb random edit", higher_is_better=None),

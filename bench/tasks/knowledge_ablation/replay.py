@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from bench.data.pararel import Fact, load_facts
+from bench.engine.records import record_items
 from bench.errors import BenchError
 from bench.model.lens import Lens
 from bench.model.loading import LoadedModel
@@ -45,10 +46,11 @@ def facts_of_record(record: dict[str, Any], data_dir: Path | None) -> list[Fact]
         data_dir, data["relations"], data["patterns_per_relation"], data["tuples_per_relation"], config["seed"]
     )
     by_id = {fact.id: fact for fact in drawn}
-    missing = [item["id"] for item in record["items"] if item["id"] not in by_id]
+    items = record_items(record)
+    missing = [item["id"] for item in items if item["id"] not in by_id]
     if missing:
         raise BenchError(f"{len(missing)} of the record's facts are not in this ParaRel copy (first: {missing[0]}).")
-    return [by_id[item["id"]] for item in record["items"]]
+    return [by_id[item["id"]] for item in items]
 
 
 def replayed_drops(
@@ -68,7 +70,7 @@ def replayed_drops(
     clean = {j: p for j, (p, _) in zip(needed, scored, strict=True)}
     masks = torch.zeros(len(pairs), lens.n_units, dtype=torch.bool)
     for row, (i, _) in enumerate(pairs):
-        masks[row, record["items"][i]["top_units"][:k]] = True
+        masks[row, record_items(record)[i]["top_units"][:k]] = True
     where = record["task"]["config"]["ablation"]["positions"]
     after = ablate(loaded, lens, [encoded[j] for _, j in pairs], masks, where, batch_size, None).prob
     return [drop(clean[j], float(p)) for (_, j), p in zip(pairs, after, strict=True)]

@@ -3,7 +3,7 @@ with the controls that say whether the drop is specific to the fact.
 
 For each known fact: P = p(y|x); attribute p(y|x) to the lens's units at the last prompt
 token; ablate the top-k units at the configured positions (default: that token only) and
-rescore, P'; ΔProb = max(0, (P-P')/P) (METHODS.md, "ΔProb (knowledge ablation)"). Controls,
+rescore, P'; ΔProb = max(0, (P-P')/P) (docs/methods/knowledge_ablation.md). Controls,
 per fact and k:
 
 - unrelated: the same units ablated the same way on N known facts of other relations;

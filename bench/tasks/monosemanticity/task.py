@@ -12,7 +12,7 @@ direction the unit fires on the fact itself (neurons can fire negatively), and a
 the pooled SD so that a unit nearly constant on both sets does not reach d in the hundreds.
 Cohen's d is heavy-tailed, so the headline is its median. The paper's mixing experiment
 (prompt sets with 0-100% related facts) reuses those activations and is drawn as a PNG.
-See METHODS.md, "Monosemanticity".
+See docs/methods/monosemanticity.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Polysemanticity from neuron embeddings (neuron-embeddings paper, sections 3-4; METHODS.md).
+"""Polysemanticity from neuron embeddings (neuron-embeddings paper, sections 3-4; docs/methods/polysemanticity.md).
 
 For every unit of a lens that has input weights (MLP neurons; SAE features, whose encoder
 row is the input weight): its dataset examples over the shared corpus pass, embedded as

@@ -5,7 +5,7 @@ A method is a pydantic model (its fields are the options a task YAML may set) wi
 and ``erase(...)``: a context manager inside which the model is edited, restored on exit.
 Methods are plugins (hook ``bench_erasure_methods``), so a new lens can ship its own.
 
-Built in (METHODS.md, "Knowledge erasure"):
+Built in (docs/methods/privacy_erasure.md):
 - ``feature_edit``: FeatureEdit, for lenses whose units are directions (SAEs): their
   directions projected out of the weights (or the paper's row zeroing, ``mode: zero_rows``);
 - ``knowledge_neurons``: Dai et al.'s erasure, output-weight columns of IG neurons zeroed;

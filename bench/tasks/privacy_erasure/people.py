@@ -1,4 +1,4 @@
-"""Fictional people with private attributes, in ParaRel's style (METHODS.md, "Knowledge erasure").
+"""Fictional people with private attributes, in ParaRel's style (docs/methods/privacy_erasure.md).
 
 PrivacyParaRel was never released, so the harness generates its own. Everything is drawn
 from a seeded generator: the same (n_people, seed) always gives the same facts, ids and

@@ -1,4 +1,4 @@
-"""Rel, Gen and Loc of one edit (METHODS.md, "Knowledge erasure").
+"""Rel, Gen and Loc of one edit (docs/methods/privacy_erasure.md).
 
 A prompt's answer is *erased* when it is no longer the greedy continuation and its
 probability fell below `fraction` x its probability before the edit. Rel is that on the

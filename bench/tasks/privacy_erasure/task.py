@@ -1,5 +1,5 @@
 """Privacy erasure: inject generated private facts, erase each with every method that can edit
-the lens, and score Rel, Gen, Loc and ΔPPL (METHODS.md, "Knowledge erasure").
+the lens, and score Rel, Gen, Loc and ΔPPL (docs/methods/privacy_erasure.md).
 
 Stages: generate the people (seeded); check the clean model does not know them; fine-tune
 them in (cached, shared by every lens and method); then, per target fact and method,
