@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
+from typing import NoReturn
 
 from tabulate import tabulate
 
@@ -18,10 +19,11 @@ from bench.engine.runner import DEFAULT_OUTPUT_DIR, CellResult, RunOptions
 from bench.engine.session import Session
 from bench.engine.taskspec import load_task, task_files
 from bench.errors import BenchError
-from bench.model.loading import DEFAULT_MODEL, DTYPES
+from bench.model.loading import DEFAULT_MODEL, DTYPES, check_device
 from bench.paths import DATA_ENV, data_dir
 from bench.plugin.registry import plugins
 from bench.plugin.specs import TaskType
+from bench.report.labels import mean_se
 from bench.report.publish import DEFAULT_PUBLISHED
 from bench.sae.spec import ARCHITECTURES, TrainSpec
 
@@ -33,6 +35,23 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with lens-bench's error format: one `bench: error:` line, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"bench: error: {message} (see `{self.prog} --help`).\n")
+
+
 def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -41,7 +60,7 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bench", description="Score analytical lenses of language models.")
+    parser = _Parser(prog="bench", description="Score analytical lenses of language models.")
     parser.add_argument("--version", action="version", version=f"lens-bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -50,8 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--units", "--lens", required=True, help="lens name(s), comma-separated (see `bench list`)")
     run.add_argument("--task", "--tasks", required=True, help="task name(s) or YAML path(s), comma-separated")
     run.add_argument("--layers", type=_int_list, help="comma-separated layers; default: the task's")
-    run.add_argument("--limit", type=int, help="use at most N items (facts) per task")
-    run.add_argument("--batch-size", "--batch_size", type=int, default=32, help="sequences per forward pass")
+    run.add_argument("--limit", type=_positive_int, help="use at most N items (facts) per task (N >= 1)")
+    run.add_argument("--batch-size", "--batch_size", type=_positive_int, default=32, help="sequences per forward pass")
     run.add_argument("--device", default="cpu")
     run.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     run.add_argument("--seed", type=int, help="override the task's seed")
@@ -118,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cell_line(item: Item, cell: CellResult) -> str:
     first = next(iter(cell.record["metrics"].items()), None)
-    shown = f"{first[0]} {first[1]['mean']:.3f} ± {first[1]['se']:.3f} (n={first[1]['n']})" if first else ""
+    shown = f"{first[0]} {mean_se(first[1])} (n={first[1]['n']})" if first else ""
     status = "CACHED" if cell.skipped else f"DONE {cell.record['provenance']['wall_time_s']:.0f}s"
     return f"{item.id} {status}  {shown}  -> {cell.path}"
 
@@ -132,7 +151,7 @@ def _results_table(cells: list[tuple[Item, CellResult]]) -> str:
         body = [
             [
                 item.id,
-                *(f"{m[n]['mean']:.3f} ± {m[n]['se']:.3f}" if n in m else "" for n in names),
+                *(mean_se(m[n]) if n in m else "" for n in names),
                 next(iter(m.values()))["n"],
             ]
             for item, m in rows
@@ -156,8 +175,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     lenses = args.units.split(",")
     for lens in lenses:
         registry.lenses.entry(lens)  # unknown lens: fail before loading the model
-    if args.batch_size < 1:
-        raise BenchError("--batch-size must be at least 1.")
+    check_device(args.device)
     options = RunOptions(
         layers=args.layers,
         limit=args.limit,
@@ -179,11 +197,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not items:
         raise BenchError(f"no item matches -k {args.keyword!r}; `bench run ... --collect-only` lists them.")
     print(f"collected {len(items)} items on {args.model}")
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), time.time()
     cells: list[tuple[Item, CellResult]] = []
-    for item, cell in session.run(items, collected):
-        print(_cell_line(item, cell), flush=True)
-        cells.append((item, cell))
+    try:
+        for item, cell in session.run(items, collected):
+            print(_cell_line(item, cell), flush=True)
+            cells.append((item, cell))
+    except KeyboardInterrupt:
+        print(f"\nbench: interrupted. {_kept(args.output_dir, started_at, len(cells))}", file=sys.stderr)
+        return 130
     print("\n" + _results_table(cells))
     outcomes = session.check(cells)
     for outcome in outcomes:
@@ -195,6 +217,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
         summary += ", expectations: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     print(f"\n== {summary} in {time.perf_counter() - start:.1f}s -> {args.output_dir} ==")
     return 1 if counts["failed"] else 0
+
+
+def _kept(output_dir: Path, since: float, finished: int) -> str:
+    """What an interrupted run leaves for the rerun to resume from, precisely."""
+    from bench.paths import cache_dir
+
+    def recent(folder: Path, pattern: str) -> list[Path]:
+        return [p for p in folder.rglob(pattern) if p.stat().st_mtime >= since] if folder.is_dir() else []
+
+    kept = [f"{finished} finished record(s)"] if finished else []
+    for log in recent(output_dir, "*.partial.jsonl"):
+        lines = sum(1 for line in log.read_text(encoding="utf-8").splitlines() if line.strip())
+        kept.append(f"{lines} finished item(s) in {log}")
+    for log in recent(cache_dir() / "known_facts", "*.partial.jsonl"):
+        lines = sum(1 for line in log.read_text(encoding="utf-8").splitlines() if line.strip())
+        kept.append(f"the known-fact screen's first {lines} prompts in {log}")
+    if not kept:
+        return "Nothing of this run had finished yet; rerun the same command to start again."
+    return "Kept: " + "; ".join(kept) + ". Rerun the same command to resume from there."
 
 
 def _cmd_sae(args: argparse.Namespace) -> None:
@@ -309,10 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "\nbench: interrupted. Finished items are saved; rerun the same command to resume.",
-            file=sys.stderr,
-        )
+        print("\nbench: interrupted; finished steps are kept (records, SAE checkpoints, caches).", file=sys.stderr)
         return 130
     return code or 0
 

@@ -29,12 +29,16 @@ bootstrap: {resamples: 200}
 """
 
 
-# Read at import, before the isolating fixture: reuse the user's dequantized model (~15 s to rebuild).
-USER_CACHE = os.environ.get("LENS_BENCH_CACHE") or str(Path.home() / ".cache" / "lens-bench")
+# Read at import, before the isolating fixture: the user's dequantized model (~15 s to rebuild) is
+# reused read-only through a link; everything the test writes goes to its own temporary cache.
+USER_MODEL = Path(os.environ.get("LENS_BENCH_CACHE") or Path.home() / ".cache" / "lens-bench") / "models"
 
 
-def test_default_model_knows_facts_and_delta_prob_is_sane(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("LENS_BENCH_CACHE", USER_CACHE)
+def test_default_model_knows_facts_and_delta_prob_is_sane(tmp_path, isolated_cache) -> None:
+    default = USER_MODEL / "smollm2-135m-instruct"
+    if (default / "config.json").is_file():
+        (isolated_cache / "models").mkdir()
+        (isolated_cache / "models" / default.name).symlink_to(default, target_is_directory=True)
     task = tmp_path / "small.yaml"
     task.write_text(SMALL_TASK)
     out = tmp_path / "results"

@@ -115,7 +115,7 @@ def test_cli_reports_bad_input_cleanly(tmp_path, tiny_model_dirs, tiny_task, par
     assert run_small(tmp_path, tiny_model_dirs["llama"], tiny_task, tmp_path / "missing") == 2
     assert "ParaRel file" in capsys.readouterr().err
     assert main(["run", "--model", str(tmp_path / "no-model"), "--units", "mlp_neurons", "--task", str(tiny_task)]) == 2
-    assert "could not load model" in capsys.readouterr().err
+    assert "no-model: no such directory" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "gemma2", "gpt_neox"])

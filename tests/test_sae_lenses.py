@@ -104,8 +104,8 @@ def test_local_directory_and_release_ids_go_through_sae_lens_loaders(trained, ti
         return SAE.load_from_disk(saved)
 
     monkeypatch.setattr(SAE, "from_pretrained", fake_from_pretrained)
-    build(tiny_llama, "sae_post_mlp", SITE, sae="some-release-res/layer_{layer}/width_16k/canonical")
-    assert calls == [("some-release-res", "layer_1/width_16k/canonical")]
+    build(tiny_llama, "sae_post_mlp", SITE, sae="gemma-scope-2b-pt-res-canonical/layer_{layer}/width_16k/canonical")
+    assert calls == [("gemma-scope-2b-pt-res-canonical", "layer_1/width_16k/canonical")]
 
 
 def test_mismatched_sae_is_rejected_before_any_forward_pass(trained, tiny_llama, monkeypatch) -> None:

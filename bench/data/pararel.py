@@ -44,7 +44,17 @@ class Fact:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, str]]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise BenchError(
+                f"{path}, line {number}: not valid JSON ({err.msg}); the file is corrupt or cut short. "
+                "Re-fetch ParaRel (delete the file to fetch it again) or point --data-dir at a complete copy."
+            ) from None
     if not rows:
         raise BenchError(f"{path} holds no records; re-fetch ParaRel or point --data-dir at a complete copy.")
     return rows

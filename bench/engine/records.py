@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bench.errors import BenchError
-from bench.io import append_jsonl, read_jsonl_repairing, write_json_atomic
+from bench.errors import BenchError, warn
+from bench.io import append_jsonl, file_lock, read_jsonl_repairing, write_json_atomic
 
 if TYPE_CHECKING:
     from bench.plugin.specs import TaskType
@@ -122,6 +124,25 @@ class RecordSlot:
     def finished(self) -> bool:
         return self.path.exists()
 
+    def read_finished(self, task_type: TaskType) -> dict[str, Any] | None:
+        """The finished record, or None to compute it. A record that does not parse or does not fit
+        its schema (a disk full, a copy cut short) is moved aside as ``*.corrupt``, with a warning."""
+        if not self.path.exists():
+            return None
+        try:
+            record = json.loads(self.path.read_text(encoding="utf-8"))
+            validate_record(record, task_type, str(self.path))
+            return record
+        except (json.JSONDecodeError, UnicodeDecodeError, BenchError) as err:
+            aside = self.path.with_suffix(".json.corrupt")
+            os.replace(self.path, aside)
+            warn(f"{self.path} was unreadable ({err}); moved to {aside.name}, recomputing it.")
+            return None
+
+    def locked(self, on_wait: Callable[[], object] = lambda: None) -> AbstractContextManager[None]:
+        """This record's lock (``*.lock`` beside it): one process computes a record at a time."""
+        return file_lock(self.path.with_suffix(".lock"), on_wait)
+
     def done_items(self) -> list[dict[str, Any]]:
         return read_jsonl_repairing(self.log_path)
 
@@ -138,19 +159,26 @@ class RecordSlot:
 
 def load_records(root: Path, task_types: Mapping[str, TaskType] | None = None) -> Iterator[dict[str, Any]]:
     """Every finished record under root of the current schema version; with ``task_types``, each
-    record of a known type is validated against its schema."""
+    record of a known type is validated against its schema. A file that is not a record (another
+    JSON file, a corrupt or invalid record) is skipped with a warning naming it."""
     for path in sorted(root.rglob("*.json")):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise BenchError(f"{path} is not valid JSON ({err}); delete it and rerun its task.") from err
-        if (
-            isinstance(record, dict)
-            and "task" in record
-            and record.get("schema") == schema_version(record["task"].get("type", ""))
-        ):
-            task_type = (task_types or {}).get(record["task"].get("type", ""))
-            if task_type is not None:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            warn(f"skipped {path}: not valid JSON ({err}); rerun its task to recompute it.")
+            continue
+        task = record.get("task") if isinstance(record, dict) else None
+        if not isinstance(task, dict) or not isinstance(task.get("type"), str) or "metrics" not in record:
+            warn(f"skipped {path}: not a lens-bench record.")
+            continue
+        if record.get("schema") != schema_version(task["type"]):
+            continue  # another definition of its task: never mixed with the current one
+        task_type = (task_types or {}).get(task["type"])
+        if task_type is not None:
+            try:
                 validate_record(record, task_type, str(path))
-            record["_path"] = str(path)
-            yield record
+            except BenchError as err:
+                warn(f"skipped {err}")
+                continue
+        record["_path"] = str(path)
+        yield record

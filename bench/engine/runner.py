@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from tqdm.auto import tqdm
 
 from bench.engine.collection import Item
@@ -16,6 +18,8 @@ from bench.engine.context import TaskContext
 from bench.engine.provenance import environment
 from bench.engine.records import RecordSlot
 from bench.engine.taskspec import Task, TaskConfig
+from bench.errors import BenchError
+from bench.model.lens import Lens
 from bench.model.loading import LoadedModel
 from bench.plugin.registry import Plugins
 
@@ -55,7 +59,14 @@ def task_config(task: Task, options: RunOptions, layers: list[int]) -> TaskConfi
         overrides["limit"] = options.limit
     if options.seed is not None:
         overrides["seed"] = options.seed
-    return task.config.model_copy(update=overrides)
+    # validated again (model_copy would not): --limit 0 must be an error, not "no limit"
+    try:
+        return type(task.config).model_validate(task.config.model_dump() | overrides)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})" for e in err.errors()
+        )
+        raise BenchError(f"task {task.name}: the run's options are not valid for it: {problems}.") from None
 
 
 def run_item(plugins: Plugins, loaded: LoadedModel, item: Item, config: TaskConfig, options: RunOptions) -> CellResult:
@@ -78,11 +89,27 @@ def run_item(plugins: Plugins, loaded: LoadedModel, item: Item, config: TaskConf
         },
     }
     slot = RecordSlot(options.output_dir, identity)
-    if options.force:
-        slot.path.unlink(missing_ok=True)
-        slot.log_path.unlink(missing_ok=True)
-    if slot.finished():
-        return CellResult(item.site, slot.path, _read(slot.path), skipped=True)
+    # one computation per record at a time: a second identical run waits here, then reuses the record
+    with slot.locked(on_wait=lambda: print(f"{item.id}: another run is computing it; waiting", file=sys.stderr)):
+        if options.force:
+            slot.path.unlink(missing_ok=True)
+            slot.log_path.unlink(missing_ok=True)
+        finished = slot.read_finished(item.task.type)
+        if finished is not None:
+            return CellResult(item.site, slot.path, finished, skipped=True)
+        return _compute(plugins, loaded, item, config, options, lens, lens_entry.source, slot)
+
+
+def _compute(
+    plugins: Plugins,
+    loaded: LoadedModel,
+    item: Item,
+    config: TaskConfig,
+    options: RunOptions,
+    lens: Lens,
+    lens_source: str,
+    slot: RecordSlot,
+) -> CellResult:
     resumed = len(slot.done_items())
     started, t0 = _now(), time.perf_counter()
     ctx = TaskContext(
@@ -102,7 +129,7 @@ def run_item(plugins: Plugins, loaded: LoadedModel, item: Item, config: TaskConf
         "provenance": {
             **environment(),
             "model": loaded.describe(),
-            "lens_source": lens_entry.source,
+            "lens_source": lens_source,
             "task_file": str(item.task.path),
             "batch_size": options.batch_size,
             "resumed_items": resumed,

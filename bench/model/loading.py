@@ -48,14 +48,53 @@ class LoadedModel:
         }
 
 
+def check_device(device: str) -> None:
+    """Fail at the edge, before any model loads, on a device this machine does not have."""
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as err:
+        raise BenchError(f"--device {device!r} is not a torch device ({err}); use cpu, cuda, cuda:1, mps ...") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise BenchError(
+            f"--device {device}: this machine has no CUDA GPU (or torch is a CPU build: torch {torch.__version__}). "
+            "Use --device cpu, or install a CUDA build of torch on a GPU machine."
+        )
+    if kind == "cuda" and (index := torch.device(device).index) is not None and index >= torch.cuda.device_count():
+        raise BenchError(f"--device {device}: there are {torch.cuda.device_count()} CUDA devices (0-based).")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise BenchError(f"--device {device}: MPS is not available here; use --device cpu.")
+
+
+def _model_path(model_id: str) -> str | Path:
+    """Where to load from: the embedded default, a local directory, or a hub id (left to transformers)."""
+    if model_id == DEFAULT_MODEL:
+        return _default_model_dir()
+    path = Path(model_id).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise BenchError(
+                f"--model {model_id}: the directory has no config.json, so it is not a saved model. Point "
+                "--model at a folder written by save_pretrained, or give a Hugging Face model id."
+            )
+        return path
+    looks_like_path = model_id.startswith(("/", "./", "../", "~")) or model_id.count("/") > 1
+    if looks_like_path or path.exists():
+        raise BenchError(
+            f"--model {model_id}: no such directory. Give a local folder written by save_pretrained, a "
+            f"Hugging Face model id such as 'gpt2' or 'google/gemma-2-2b', or {DEFAULT_MODEL!r}."
+        )
+    return model_id
+
+
 def load_model(model_id: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = "float32") -> LoadedModel:
     if dtype not in DTYPES:
         raise BenchError(f"unknown --dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
-    path = _default_model_dir() if model_id == DEFAULT_MODEL else model_id
+    check_device(device)
+    path = _model_path(model_id)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: a config transformers does not recognise
         raise _load_error(model_id, err) from err
     architecture_of(model)  # fail now, not mid-run, on an architecture without a site mapping
     if tokenizer.pad_token_id is None:
@@ -65,7 +104,7 @@ def load_model(model_id: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = 
     return LoadedModel(model, tokenizer, model_id, _weights_hash(model, path), torch.device(device), DTYPES[dtype])
 
 
-def _load_error(model_id: str, err: OSError) -> BenchError:
+def _load_error(model_id: str, err: Exception) -> BenchError:
     return BenchError(
         f"could not load model {model_id!r}: {err}. Give a Hugging Face model id (needs network) "
         f"or a local directory saved with save_pretrained, or {DEFAULT_MODEL!r} for the embedded default."
@@ -74,10 +113,9 @@ def _load_error(model_id: str, err: OSError) -> BenchError:
 
 def layer_count(model_id: str = DEFAULT_MODEL) -> int:
     """Number of transformer blocks, from the config alone (collection needs no weights)."""
-    path = _default_model_dir() if model_id == DEFAULT_MODEL else model_id
     try:
-        config = AutoConfig.from_pretrained(path)
-    except OSError as err:
+        config = AutoConfig.from_pretrained(_model_path(model_id))
+    except (OSError, ValueError) as err:
         raise _load_error(model_id, err) from err
     for attr in ("num_hidden_layers", "n_layer"):
         if getattr(config, attr, None):

@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from bench.report.labels import mean_se
+
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1400px}
 table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:14px}
@@ -99,7 +101,8 @@ def _headline(top: pd.DataFrame, columns: dict[str, str], lead: set[int], out_di
             i, r = by_header[header]
             low, high = r.mean - Z95 * r.se, r.mean + Z95 * r.se
             method = f" ({html.escape(r.method)})" if r.method else ""
-            text = f"{r.mean:.3f} <small>[{low:.2f}, {high:.2f}]{method}</small> {_record_link(r.path, out_dir)}"
+            interval = "[n/a: 1 relation]" if r.clusters == 1 else f"[{low:.2f}, {high:.2f}]"
+            text = f"{r.mean:.3f} <small>{interval}{method}</small> {_record_link(r.path, out_dir)}"
             cells.append((text, f"{r.mean:.6g}", i in lead))
         rows.append(cells)
     keys = ["model"] * several_models + ["layer", "lens", "site", "sae"]
@@ -117,7 +120,8 @@ def _detail(task: str, part: pd.DataFrame, bold: set[int], out_dir: Path) -> str
                 cells.append(("", None, False))
                 continue
             i, r = by_column[column]
-            cells.append((f"{r.mean:.3f} ± {r.se:.3f} ({r.n})", f"{r.mean:.6g}", i in bold))
+            shown = mean_se({"mean": r.mean, "se": r.se, "clusters": r.clusters})
+            cells.append((f"{shown} ({r.n})", f"{r.mean:.6g}", i in bold))
         cells.append((_record_link(group["path"].iloc[0], out_dir), None, False))
         rows.append(cells)
     return _table(f"task-{task}", [*_KEYS, *columns, "record"], rows)

@@ -50,6 +50,17 @@ def lens_label(record: dict[str, Any]) -> str:
     return f"{lens} ({variant})" if variant else lens
 
 
+def single_cluster(metric: dict[str, Any]) -> bool:
+    """A bootstrap over whole relations with one relation has no spread to measure: its SE of 0 is not certainty."""
+    return metric.get("clusters") == 1
+
+
+def mean_se(metric: dict[str, Any]) -> str:
+    """`mean ± se`, or `mean ± n/a (1 relation)` where the SE cannot be estimated."""
+    spread = "n/a (1 relation)" if single_cluster(metric) else f"{metric['se']:.3f}"
+    return f"{metric['mean']:.3f} ± {spread}"
+
+
 def layer_of(site: str) -> int:
     match = re.match(r"blocks\.(\d+)\.", site)
     return int(match.group(1)) if match else -1

@@ -21,7 +21,7 @@ from bench.errors import BenchError
 from bench.io import write_atomic
 from bench.plugin.specs import MetricSpec, TaskType
 from bench.report.html import html_page
-from bench.report.labels import judge_name, layer_of, lens_label, portable_command, sae_column
+from bench.report.labels import judge_name, layer_of, lens_label, mean_se, portable_command, sae_column
 from bench.report.plots import delta_prob_curves, metric_bars
 
 FORMATS = ("md", "csv", "json", "html")
@@ -78,6 +78,7 @@ def frame(records: Iterable[dict[str, Any]], task_types: Mapping[str, TaskType] 
                     "mean": value["mean"],
                     "se": value["se"],
                     "n": value["n"],
+                    "clusters": value.get("clusters"),
                     "finished": record["provenance"]["finished"],
                     "record": record["id"],
                     "path": str(path) if path else "",
@@ -174,7 +175,8 @@ def _columns(top: pd.DataFrame) -> dict[str, str]:
 def _headline_cell(row: Any, lead: bool) -> str:
     low, high = _interval(row.mean, row.se)
     method = f" ({row.method})" if row.method else ""
-    text = f"{row.mean:.3f} [{low:.2f}, {high:.2f}]{method}"
+    interval = "[n/a: 1 relation]" if row.clusters == 1 else f"[{low:.2f}, {high:.2f}]"
+    text = f"{row.mean:.3f} {interval}{method}"
     return f"**{text}**" if lead else text
 
 
@@ -203,7 +205,7 @@ def _drop_constant(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def _cell(row: Any, bold: bool, caveat: int | None = None) -> str:
-    text = f"{row.mean:.3f} ± {row.se:.3f} ({row.n})"
+    text = f"{mean_se({'mean': row.mean, 'se': row.se, 'clusters': row.clusters})} ({row.n})"
     text = f"**{text}**" if bold else text
     return f"{text} †{caveat}" if caveat else text
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 from sae_lens import SAE
+from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
 
 from bench import hookimpl
 from bench.errors import BenchError
@@ -57,8 +58,12 @@ def load_sae(loaded: LoadedModel, site: str, spec: str | None) -> tuple[SAE[Any]
     if Path(spec).is_dir():
         return SAE.load_from_disk(spec, device=str(loaded.device)), str(Path(spec).resolve())
     release, _, sae_id = spec.partition("/")
-    if not sae_id:
-        raise BenchError(f"--sae {spec!r} is neither a directory nor <release>/<sae_id>.")
+    if not sae_id or release not in get_pretrained_saes_directory():
+        raise BenchError(
+            f"--sae {spec!r}: no such directory, and {release!r} is not a sae-lens release. Give a folder saved "
+            "with sae-lens (SAE.save_model), <release>/<sae_id> of a public release (the release names are the keys "
+            "of sae_lens' get_pretrained_saes_directory()), or trained:<variant> for an SAE `bench sae train` made."
+        )
     try:
         return SAE.from_pretrained(release, sae_id, device=str(loaded.device)), spec
     except Exception as err:  # sae-lens raises ValueError, OSError or hub errors depending on the failure
