@@ -163,6 +163,11 @@ def _results_table(cells: list[tuple[Item, CellResult]]) -> str:
 def _use_data_dir(explicit: Path | None) -> Path | None:
     """Resolve the data directory once and publish it, so plugins that read data (through
     bench.paths.data_dir) see the same folder as the task."""
+    if explicit is not None and not explicit.is_dir():
+        raise BenchError(
+            f"--data-dir {explicit}: no such directory. It should hold pararel/, wikitext-2/ and ud-english-ewt/ "
+            "(leave it out to use $LENS_BENCH_DATA, or ParaRel fetched from its public repository)."
+        )
     resolved = data_dir(explicit)
     if resolved is not None:
         os.environ[DATA_ENV] = str(resolved)
@@ -176,6 +181,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for lens in lenses:
         registry.lenses.entry(lens)  # unknown lens: fail before loading the model
     check_device(args.device)
+    if args.output_dir.exists() and not args.output_dir.is_dir():
+        raise BenchError(f"--output-dir {args.output_dir} is a file; records need a folder.")
     options = RunOptions(
         layers=args.layers,
         limit=args.limit,
@@ -242,15 +249,15 @@ def _cmd_sae(args: argparse.Namespace) -> None:
     from bench.model.loading import load_model
     from bench.sae.training import train_saes
 
-    loaded = load_model(args.model, args.device)
+    data = _use_data_dir(args.data_dir)  # bad input fails before the model loads
     chosen = {f.name: getattr(args, f.name) for f in fields(TrainSpec) if getattr(args, f.name) is not None}
     spec = TrainSpec(**chosen)
     cards = train_saes(
-        loaded,
+        load_model(args.model, args.device),
         args.sites.split(","),
         args.layers,
         spec,
-        _use_data_dir(args.data_dir),
+        data,
         args.device,
         args.force,
         args.train_tokens,

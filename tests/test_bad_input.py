@@ -90,6 +90,11 @@ def test_a_model_folder_without_a_config_is_named(capsys, tiny_task, pararel_dir
     assert f"--model {empty}: the directory has no config.json" in err
 
 
+def test_a_missing_data_dir_is_named_before_loading(capsys, tiny_model_dirs, tiny_task, tmp_path) -> None:
+    args = run_args(tiny_model_dirs["llama"], tiny_task, tmp_path / "no-data", tmp_path / "o")
+    assert f"--data-dir {tmp_path / 'no-data'}: no such directory" in error_of_main(capsys, args)
+
+
 def test_a_missing_model_path_says_it_does_not_exist(capsys, tiny_task, pararel_dir, tmp_path) -> None:
     missing = tmp_path / "no" / "such" / "model"
     err = error_of_main(capsys, run_args(missing, tiny_task, pararel_dir, tmp_path / "o"))
@@ -147,26 +152,41 @@ def test_an_interrupted_screen_resumes_where_it_stopped(monkeypatch, tiny_llama,
     from bench.data.pararel import load_facts
 
     facts = load_facts(pararel_dir, ["P17", "P19"], 1, 10, 0)
-    reference = known_facts.score_items(tiny_llama, known_facts.encode(tiny_llama.tokenizer, facts), 4)
     monkeypatch.setattr(known_facts, "SCREEN_CHUNK", 3)
     real, scored = known_facts.score_items, []
 
-    def interrupted_after_two_chunks(loaded, items, batch_size):
-        if len(scored) == 2:
-            raise KeyboardInterrupt
+    def counted(loaded, items, batch_size):
+        if len(scored) == 2 and interrupt:
+            raise KeyboardInterrupt  # Ctrl-C during the third chunk
         scored.append(len(items))
         return real(loaded, items, batch_size)
 
-    monkeypatch.setattr(known_facts, "score_items", interrupted_after_two_chunks)
+    monkeypatch.setattr(known_facts, "score_items", counted)
+    interrupt = True
     with pytest.raises(KeyboardInterrupt):
-        known_facts.clean_scores(tiny_llama, facts, 4)
+        known_facts.known(tiny_llama, facts, False, None, 4)
+    interrupt = False
+    resumed = known_facts.known(tiny_llama, facts, False, None, 4)
+    assert scored == [3, 3, 3, 1]  # 6 prompts kept by the interrupted screen, only the last 4 scored again
+    assert resumed == facts  # the filter is off: every fact, in order
+    scored.clear()
+    assert known_facts.known(tiny_llama, facts, False, None, 4) == facts and scored == []  # cached
+
+
+def test_a_limited_screen_scores_only_what_the_run_needs(monkeypatch, tiny_llama, pararel_dir) -> None:
+    import bench.tasks.known_facts as known_facts
+    from bench.data.pararel import load_facts
+
+    facts = load_facts(pararel_dir, ["P17", "P19"], 1, 10, 0)
+    monkeypatch.setattr(known_facts, "SCREEN_CHUNK", 2)
+    real, scored = known_facts.score_items, []
     monkeypatch.setattr(
         known_facts, "score_items", lambda loaded, items, b: scored.append(len(items)) or real(loaded, items, b)
     )
-    resumed = known_facts.clean_scores(tiny_llama, facts, 4)
-    assert scored == [3, 3, 3, 1]  # 6 prompts kept by the interrupted screen, only the last 4 scored again
-    assert [greedy for _, greedy in resumed] == [greedy for _, greedy in reference]
-    assert [prob for prob, _ in resumed] == pytest.approx([prob for prob, _ in reference])
+    assert known_facts.known(tiny_llama, facts, False, None, 4, limit=3) == facts[:3]
+    assert sum(scored) == 4  # two chunks, not all 10 prompts
+    assert known_facts.known(tiny_llama, facts, False, None, 4) == facts  # a later full run extends the same log
+    assert sum(scored) == 10
 
 
 def test_an_interrupt_says_what_was_kept(monkeypatch, capsys, tiny_model_dirs, tiny_task, pararel_dir, tmp_path):

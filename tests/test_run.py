@@ -113,7 +113,7 @@ def test_cli_reports_bad_input_cleanly(tmp_path, tiny_model_dirs, tiny_task, par
     assert run_small(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir, "--layers", "7") == 2
     assert "layer 7 is out of range: the model has 3 layers" in capsys.readouterr().err
     assert run_small(tmp_path, tiny_model_dirs["llama"], tiny_task, tmp_path / "missing") == 2
-    assert "ParaRel file" in capsys.readouterr().err
+    assert "missing: no such directory" in capsys.readouterr().err
     assert main(["run", "--model", str(tmp_path / "no-model"), "--units", "mlp_neurons", "--task", str(tiny_task)]) == 2
     assert "no-model: no such directory" in capsys.readouterr().err
 

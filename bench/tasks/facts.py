@@ -51,13 +51,13 @@ class BootstrapConfig(Section):
 def known_facts(ctx: TaskContext, data: DataConfig, filter: FilterConfig, limit: int | None, seed: int) -> list[Fact]:
     """The first `limit` facts (in seeded order) that the model knows under the filter."""
     candidates = load_facts(ctx.data_dir, data.relations, data.patterns_per_relation, data.tuples_per_relation, seed)
-    kept = known(ctx.loaded, candidates, filter.greedy_correct, filter.min_prob, ctx.batch_size)
+    kept = known(ctx.loaded, candidates, filter.greedy_correct, filter.min_prob, ctx.batch_size, limit)
     if not kept:
         raise BenchError(
             f"the model knows none of the {len(candidates)} candidate facts under the filter {filter}; "
             "loosen filter.min_prob / greedy_correct or add relations."
         )
-    return kept[:limit] if limit else kept
+    return kept
 
 
 def answer_in_prompt(fact: Fact) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -27,22 +27,17 @@ def screen_paths(loaded: LoadedModel, facts: Sequence[Fact]) -> tuple[Path, Path
     return path, path.with_suffix(".partial.jsonl")
 
 
-def clean_scores(loaded: LoadedModel, facts: Sequence[Fact], batch_size: int) -> list[tuple[float, bool]]:
-    """(p(y|x), greedy correct) for every fact on the unedited model, cached per model and fact list.
-
-    The screen appends each chunk's scores to a log as it goes, so an interrupted screen resumes
-    where it stopped instead of starting again (the first run's screen takes minutes on a CPU)."""
-    path, log = screen_paths(loaded, facts)
-    with file_lock(path.with_suffix(".lock")):  # two runs sharing a cache screen once, not into one log
-        return _screen(loaded, facts, batch_size, path, log)
-
-
-def _screen(
+def _screened(
     loaded: LoadedModel, facts: Sequence[Fact], batch_size: int, path: Path, log: Path
-) -> list[tuple[float, bool]]:
+) -> Iterator[tuple[float, bool]]:
+    """Each fact's scores in order, scoring only as far as the caller reads. Every chunk scored is
+    appended to a log first, so an interrupted or stopped screen resumes where it left off; the
+    finished cache file is written once every fact is scored."""
     if path.exists():
-        return [tuple(row) for row in json.loads(path.read_text())]
+        yield from (tuple(row) for row in json.loads(path.read_text()))
+        return
     done: list[tuple[float, bool]] = [tuple(row) for row in read_jsonl_repairing(log)][: len(facts)]
+    yield from done
     encoded = encode(loaded.tokenizer, facts)
     with tqdm(total=len(facts), initial=len(done), desc="known-facts screen", unit="prompt") as bar:
         for start in range(len(done), len(facts), SCREEN_CHUNK):
@@ -50,19 +45,29 @@ def _screen(
             append_jsonl(log, [list(row) for row in chunk])
             done.extend(chunk)
             bar.update(len(chunk))
+            yield from chunk
     write_json_atomic(path, done)
     log.unlink(missing_ok=True)
-    return done
 
 
 def known(
-    loaded: LoadedModel, facts: Sequence[Fact], greedy_correct: bool, min_prob: float | None, batch_size: int
+    loaded: LoadedModel,
+    facts: Sequence[Fact],
+    greedy_correct: bool,
+    min_prob: float | None,
+    batch_size: int,
+    limit: int | None = None,
 ) -> list[Fact]:
-    """Facts the model knows: greedy answer correct, or p(y|x) >= min_prob (either test that is on).
-    With both off, every fact passes (useful on random test models)."""
+    """Facts the model knows, in order: greedy answer correct, or p(y|x) >= min_prob (either test
+    that is on; with both off every fact passes, for random test models). With ``limit``, the
+    screen stops once that many are found: a `--limit 20` run does not score every ParaRel prompt."""
+    path, log = screen_paths(loaded, facts)
     kept = []
-    for fact, (prob, greedy) in zip(facts, clean_scores(loaded, facts, batch_size), strict=True):
-        tests = ([greedy] if greedy_correct else []) + ([prob >= min_prob] if min_prob is not None else [])
-        if not tests or any(tests):
-            kept.append(fact)
+    with file_lock(path.with_suffix(".lock")):
+        for fact, (prob, greedy) in zip(facts, _screened(loaded, facts, batch_size, path, log), strict=False):
+            tests = ([greedy] if greedy_correct else []) + ([prob >= min_prob] if min_prob is not None else [])
+            if not tests or any(tests):
+                kept.append(fact)
+                if limit is not None and len(kept) >= limit:
+                    break
     return kept
