@@ -114,7 +114,10 @@ def test_mismatched_sae_is_rejected_before_any_forward_pass(trained, tiny_llama,
 
     monkeypatch.setattr(tiny_llama.model, "forward", no_forward)
     mlp_sae = str(sae_path(tiny_llama, "blocks.1.hook_mlp_out"))
-    with pytest.raises(BenchError, match=r"trained on blocks\.1\.hook_mlp_out, not blocks\.1\.hook_resid_post"):
+    with pytest.raises(
+        BenchError,
+        match=r"trained on blocks\.1\.hook_mlp_out, but the lens reads blocks\.1\.hook_resid_post: use --units sae_mlp",
+    ):
         build(tiny_llama, "sae_post_mlp", SITE, sae=mlp_sae)
     with pytest.raises(BenchError, match=r"has d_in = 16, but blocks\.1\.mlp\.hook_post .* has width 24"):
         SAEFeatures(tiny_llama, "blocks.1.mlp.hook_post", SAE.load_from_disk(mlp_sae), mlp_sae)

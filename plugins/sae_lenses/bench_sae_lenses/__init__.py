@@ -70,6 +70,40 @@ def load_sae(loaded: LoadedModel, site: str, spec: str | None) -> tuple[SAE[Any]
         raise BenchError(f"could not load SAE {spec!r} through sae-lens: {err}") from err
 
 
+def _parsed(hook: str) -> Site | None:
+    try:
+        return Site.parse(hook)
+    except BenchError:  # a hook no lens here reads (hook_z, a transcoder's input ...)
+        return None
+
+
+def _same_point(hook: str) -> str:
+    """sae-lens hook names for one point of the stream, spelled one way: the residual stream before
+    block L is the residual stream after block L - 1."""
+    parsed = _parsed(hook)
+    if parsed is not None and parsed.hook == "hook_resid_pre" and parsed.layer > 0:
+        return f"blocks.{parsed.layer - 1}.hook_resid_post"
+    return hook
+
+
+def check_sae_site(hook: str | None, site: str, source: str) -> None:
+    """An SAE runs only where it was trained; say what would match when it does not."""
+    if not hook or _same_point(hook) == _same_point(site):
+        return
+    point = _same_point(hook)
+    where = f"{hook}" + (f" (= {point})" if point != hook else "")
+    lens_for = {f".{kind}": name for name, kind in SITE_KINDS.items()}
+    wanted = next((name for suffix, name in lens_for.items() if point.endswith(suffix)), None)
+    parsed = _parsed(point)
+    if parsed is not None and wanted is not None and point.endswith(Site.parse(site).hook):
+        fix = f"run it with --layers {parsed.layer}"
+    elif wanted is not None:
+        fix = f"use --units {wanted}" + (f" --layers {parsed.layer}" if parsed else "")
+    else:
+        fix = "no lens here reads that site; pick an SAE of the residual stream, MLP output or attention output"
+    raise BenchError(f"SAE {source} was trained on {where}, but the lens reads {site}: {fix}.")
+
+
 class SAEFeatures(Lens):
     def __init__(self, loaded: LoadedModel, site: str, sae: SAE[Any], source: str):
         width = site_width(loaded.model, Site.parse(site))
@@ -78,10 +112,12 @@ class SAEFeatures(Lens):
                 f"SAE {source} has d_in = {sae.cfg.d_in}, but {site} of {loaded.model_id} has width {width}; "
                 "use an SAE trained on this model and site."
             )
-        hook = sae.cfg.metadata.hook_name
-        if hook and hook != site:
-            raise BenchError(f"SAE {source} was trained on {hook}, not {site}; pick the SAE for this site.")
+        check_sae_site(sae.cfg.metadata.hook_name, site, source)
         self.site, self.sae, self.source = site, sae, source
+        # Releases trained on TransformerLens activations with centred writing weights (gpt2-small-res-jb)
+        # saw a residual stream with mean 0 over d_model; Hugging Face's stream keeps its mean.
+        kwargs = getattr(sae.cfg.metadata, "model_from_pretrained_kwargs", None) or {}
+        self.centred = bool(kwargs.get("center_writing_weights")) and Site.parse(site).hook.startswith("hook_resid")
         self.sae.requires_grad_(False)
 
     @property
@@ -90,6 +126,8 @@ class SAEFeatures(Lens):
 
     def encode(self, acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
         h = acts[self.site]
+        if self.centred:  # what TransformerLens's centred residual stream is; LayerNorm ignores the mean anyway
+            h = h - h.mean(dim=-1, keepdim=True)
         return self.sae.encode(h.to(self.sae.dtype))
 
     def patch(self, acts: Mapping[str, torch.Tensor], units: torch.Tensor, new_units: torch.Tensor) -> torch.Tensor:
@@ -111,6 +149,7 @@ class SAEFeatures(Lens):
             "architecture": self.sae.cfg.architecture(),
             "d_sae": self.n_units,
             "sae_sha256": hashlib.sha256(weights).hexdigest(),
+            **({"input": "centred over d_model"} if self.centred else {}),
         }
 
 
