@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--lens-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE")
     run.add_argument("--sae", help="SAE lenses: a sae-lens directory or <release>/<sae_id> ({layer} is filled in)")
     run.add_argument("--force", action="store_true", help="recompute records that already exist")
+    run.add_argument(
+        "--allow-poor-sae", action="store_true", help="run an SAE that explains < 0.5 of its site's variance"
+    )
     run.add_argument("-k", dest="keyword", help="select items by a pytest-style expression over their ids")
     run.add_argument("--collect-only", action="store_true", help="list the items that would run, and stop")
 
@@ -181,6 +184,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for lens in lenses:
         registry.lenses.entry(lens)  # unknown lens: fail before loading the model
     check_device(args.device)
+    if args.allow_poor_sae:  # read by the SAE lenses' quality gate, like the data dir
+        os.environ["LENS_BENCH_ALLOW_POOR_SAE"] = "1"
     if args.output_dir.exists() and not args.output_dir.is_dir():
         raise BenchError(f"--output-dir {args.output_dir} is a file; records need a folder.")
     options = RunOptions(

@@ -89,8 +89,9 @@ def test_a_hub_model_and_a_public_release_run_offline(hub, tiny_task, probing_ta
         with (ud_dir / "pararel" / "patterns" / f"{relation}.jsonl").open("a") as f:  # probing holds patterns out
             f.write(json.dumps({"pattern": pattern}) + "\n")
     for task in (tiny_task, probing_task):
+        task.write_text(task.read_text().replace("layers: [1]", "layers: [2]"))  # the task's own layer is not the SAE's
         out = tmp_path / task.stem
-        result = _run(hub, task, ud_dir, out, "--layers", "1")
+        result = _run(hub, task, ud_dir, out)  # no --layers: the SAE's hook (resid_pre 2 = resid_post 1) decides
         assert result.returncode == 0, result.stderr[-2000:]
         (path,) = out.rglob("*.json")
         record = json.loads(path.read_text())

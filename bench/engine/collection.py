@@ -6,7 +6,9 @@ it is printed, stored in the record, and what ``-k`` expressions match against.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 # pytest's own -k expression language (and/or/not, parentheses, substring matching), so that
 # `bench run -k` selects exactly as `pytest -k` would. It lives in a private module of pytest.
@@ -39,13 +41,23 @@ def resolve_layers(layers: list[int], total: int) -> list[int]:
     return resolved
 
 
-def collect(plugins: Plugins, tasks: list[Task], lenses: list[str], layers: list[int] | None, total: int) -> list[Item]:
+def collect(
+    plugins: Plugins,
+    tasks: list[Task],
+    lenses: list[str],
+    layers: list[int] | None,
+    total: int,
+    lens_options: Mapping[str, Any] | None = None,
+) -> list[Item]:
+    """task × lens × layer. Layers: the run's, else those the lens's options pin it to (an SAE
+    named without {layer}), else the task's."""
     items = []
     for task in tasks:
         for lens in lenses:
-            template = plugins.lenses.get(lens).default_site
-            for layer in resolve_layers(layers or list(task.config.layers), total):
-                items.append(Item(task, lens, layer, template.format(layer=layer)))
+            spec = plugins.lenses.get(lens)
+            pinned = spec.pinned_layers(lens_options or {}) if spec.pinned_layers else None
+            for layer in resolve_layers(layers or pinned or list(task.config.layers), total):
+                items.append(Item(task, lens, layer, spec.default_site.format(layer=layer)))
     return items
 
 

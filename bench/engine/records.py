@@ -62,6 +62,7 @@ class Record(BaseModel):
     provenance: dict[str, Any]
     # per-item detail; the published leaderboard's compact records leave it out
     items: list[dict[str, Any]] | None = None
+    lens_diagnostics: dict[str, Any] | None = None  # e.g. an SAE's quality at its site
 
 
 def validate_record(record: dict[str, Any], task_type: TaskType, where: str) -> None:

@@ -126,6 +126,7 @@ def _compute(
     record = {
         "item_id": item.id,
         **outcome,
+        **({"lens_diagnostics": diagnostics} if (diagnostics := lens.diagnostics()) else {}),
         "provenance": {
             **environment(),
             "model": loaded.describe(),

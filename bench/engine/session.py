@@ -38,7 +38,8 @@ class Session:
 
     def collect(self, tasks: Sequence[Task], lenses: Sequence[str], layers: list[int] | None = None) -> list[Item]:
         """task × lens × layer, without loading the model (its config gives the layer count)."""
-        return collect(self.plugins, list(tasks), list(lenses), layers, layer_count(self.model_id))
+        total = layer_count(self.model_id)
+        return collect(self.plugins, list(tasks), list(lenses), layers, total, self.options.lens_options)
 
     def item(self, task: Task, lens: str, layer: int) -> Item:
         site = self.plugins.lenses.get(lens).default_site.format(layer=layer)

@@ -71,7 +71,7 @@ def parse_task(plugins: Plugins, path: Path) -> Task:
     raw = _read_with_includes(path, ())
     if "type" not in raw:
         raise BenchError(f"{path}: field 'type' is missing; known task types: {_type_names(plugins)}.")
-    if raw["type"] not in plugins.task_types:
+    if not isinstance(raw["type"], str) or raw["type"] not in plugins.task_types:
         raise BenchError(f"{path}: field 'type': unknown task type {raw['type']!r}; known: {_type_names(plugins)}.")
     task_type = plugins.task_types.get(raw["type"])
     try:
@@ -92,18 +92,20 @@ def _read_with_includes(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise BenchError(f"{path}: not valid YAML: {err}") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise BenchError(f"{path}: cannot be read as a task file ({err}).") from err
     if not isinstance(raw, dict):
         raise BenchError(f"{path}: a task file must be a mapping with at least 'type' and 'description'.")
     if "include" not in raw:
         return raw
     name = raw.pop("include")
-    if not isinstance(name, str):
+    if not isinstance(name, str) or not name.strip():
         raise BenchError(f"{path}: field 'include' must be a file name next to it, such as 'privacy_erasure.yaml'.")
     base = (path.parent / name).resolve()
     if base in chain or base == path.resolve():
         cycle = " -> ".join(str(p) for p in (*chain, path.resolve(), base))
         raise BenchError(f"{path}: task files include each other in a cycle: {cycle}. Remove one 'include'.")
-    if not base.exists():
+    if not base.is_file():
         raise BenchError(f"{path}: field 'include': {base} does not exist (it is read relative to {path.parent}).")
     return _read_with_includes(base, (*chain, path.resolve())) | raw
 

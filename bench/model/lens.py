@@ -51,6 +51,11 @@ class Lens(ABC):
         """What identifies this lens beyond its name and site (an SAE's id, a seed, ...)."""
         return {}
 
+    def diagnostics(self) -> dict[str, Any]:
+        """Measurements of the lens itself stored beside each record (an SAE's quality at its site);
+        not part of what identifies the lens."""
+        return {}
+
 
 class BlockNeurons(Lens):
     """Every MLP neuron of one block, read at the input of the down projection; ablating a

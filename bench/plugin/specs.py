@@ -26,6 +26,9 @@ class LensSpec:
     description: str
     default_site: str  # e.g. "blocks.{layer}.mlp.hook_post"
     build: Callable[[LoadedModel, str, Mapping[str, Any]], Lens]
+    # the layers the lens's options pin it to (an SAE named without {layer} runs at its own layer);
+    # used when the run gives no --layers
+    pinned_layers: Callable[[Mapping[str, Any]], list[int] | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -19,20 +19,26 @@ Which SAE (``--sae`` or ``--lens-option sae=...``; ``{layer}`` is filled in):
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from sae_lens import SAE
+from sae_lens.loading.pretrained_sae_loaders import load_sae_config_from_huggingface
 from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
 
 from bench import hookimpl
-from bench.errors import BenchError
+from bench.errors import BenchError, warn
+from bench.io import write_json_atomic
 from bench.model.lens import Lens
 from bench.model.loading import LoadedModel
 from bench.model.sites import Site, site_width
+from bench.paths import cache_dir, data_dir
 from bench.plugin.specs import LensSpec
+from bench.sae.quality import MIN_VARIANCE_EXPLAINED, gate_stats
 from bench.sae.training import sae_path
 
 SITE_KINDS = {"sae_post_mlp": "hook_resid_post", "sae_mlp_out": "hook_mlp_out", "sae_attn_out": "hook_attn_out"}
@@ -119,16 +125,28 @@ class SAEFeatures(Lens):
         kwargs = getattr(sae.cfg.metadata, "model_from_pretrained_kwargs", None) or {}
         self.centred = bool(kwargs.get("center_writing_weights")) and Site.parse(site).hook.startswith("hook_resid")
         self.sae.requires_grad_(False)
+        self.quality: dict[str, float] = {}
 
     @property
     def n_units(self) -> int:
         return int(self.sae.cfg.d_sae)
 
-    def encode(self, acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        h = acts[self.site]
+    def prepare(self, h: torch.Tensor) -> torch.Tensor:
+        """The activation as the SAE was trained to read it."""
         if self.centred:  # what TransformerLens's centred residual stream is; LayerNorm ignores the mean anyway
             h = h - h.mean(dim=-1, keepdim=True)
-        return self.sae.encode(h.to(self.sae.dtype))
+        return h.to(self.sae.dtype)
+
+    def reconstruct(self, h: torch.Tensor) -> torch.Tensor:
+        """The SAE's reconstruction of the site's activation, in the site's own frame."""
+        out = self.sae.decode(self.sae.encode(self.prepare(h)))
+        return out + h.mean(dim=-1, keepdim=True) if self.centred else out
+
+    def encode(self, acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.sae.encode(self.prepare(acts[self.site]))
+
+    def diagnostics(self) -> dict[str, Any]:
+        return {"sae_quality": self.quality} if self.quality else {}
 
     def patch(self, acts: Mapping[str, torch.Tensor], units: torch.Tensor, new_units: torch.Tensor) -> torch.Tensor:
         h = acts[self.site]
@@ -153,13 +171,48 @@ class SAEFeatures(Lens):
         }
 
 
+ALLOW_POOR_SAE_ENV = "LENS_BENCH_ALLOW_POOR_SAE"  # set by `bench run --allow-poor-sae`
+
+
+def checked_quality(loaded: LoadedModel, lens: SAEFeatures) -> dict[str, float]:
+    """The SAE's quality at its site (cached per model, site, SAE weights and preprocessing); an SAE
+    that explains too little of the activation stops the run unless --allow-poor-sae."""
+    key = hashlib.sha256(
+        json.dumps([loaded.weights_sha256, str(loaded.dtype), lens.site, lens.config()], sort_keys=True).encode()
+    ).hexdigest()[:16]
+    path = cache_dir() / "sae_quality" / f"{key}.json"
+    if path.exists():
+        quality = json.loads(path.read_text())
+    else:
+        try:
+            quality = gate_stats(loaded, lens.sae, lens.site, data_dir(), lens.prepare, lens.reconstruct)
+        except BenchError as err:  # no held-out text here: say so, do not guess
+            warn(f"SAE {lens.source}: quality not measured ({err}).")
+            return {}
+        write_json_atomic(path, quality)
+    explained = quality["fraction_variance_explained"]
+    if explained < MIN_VARIANCE_EXPLAINED:
+        message = (
+            f"SAE {lens.source} explains {explained:.2f} of the variance of {lens.site} on {loaded.model_id} "
+            f"(L0 {quality['l0']:.1f}, CE loss recovered {quality['ce_loss_recovered']:.2f}); below "
+            f"{MIN_VARIANCE_EXPLAINED} it is almost surely not this model's SAE for this site (or it expects "
+            "other preprocessing)"
+        )
+        if not os.environ.get(ALLOW_POOR_SAE_ENV):
+            raise BenchError(message + ". Pick the matching SAE, or pass --allow-poor-sae to run it anyway.")
+        warn(message + "; running it anyway (--allow-poor-sae).")
+    return quality
+
+
 def _builder(kind: str):
     def build(loaded: LoadedModel, site: str, options: Mapping[str, Any]) -> Lens:
         unknown = set(options) - {"sae"}
         if unknown:
             raise BenchError(f"{kind} takes only the option 'sae', got {sorted(unknown)}.")
         sae, source = load_sae(loaded, site, options.get("sae"))
-        return SAEFeatures(loaded, site, sae, source)
+        lens = SAEFeatures(loaded, site, sae, source)
+        lens.quality = checked_quality(loaded, lens)
+        return lens
 
     return build
 
@@ -171,9 +224,36 @@ _DESCRIPTIONS = {
 }
 
 
+def _hook_of(spec: str) -> str | None:
+    """The hook an SAE named by --sae was trained on, from its config alone (no weights read)."""
+    if Path(spec).is_dir():
+        raw = json.loads((Path(spec) / "cfg.json").read_text())
+    else:
+        release, _, sae_id = spec.partition("/")
+        if release not in get_pretrained_saes_directory():
+            return None  # load_sae says what is wrong, with the site in hand
+        try:
+            raw = load_sae_config_from_huggingface(release, sae_id)
+        except Exception as err:  # sae-lens raises ValueError, OSError or hub errors
+            raise BenchError(f"could not load SAE {spec!r} through sae-lens (its config): {err}") from err
+    return (raw.get("metadata") or {}).get("hook_name") or raw.get("hook_name") or raw.get("hook_point")
+
+
+def _pinned(kind: str):
+    def layers(options: Mapping[str, Any]) -> list[int] | None:
+        spec = options.get("sae")
+        if not spec or "{layer}" in spec or spec.startswith(TRAINED):
+            return None
+        hook = _hook_of(spec)
+        site = _parsed(_same_point(hook)) if hook else None
+        return [site.layer] if site is not None and site.hook == kind else None
+
+    return layers
+
+
 @hookimpl
 def bench_lenses() -> list[LensSpec]:
     return [
-        LensSpec(name, _DESCRIPTIONS[name], f"blocks.{{layer}}.{hook}", _builder(name))
+        LensSpec(name, _DESCRIPTIONS[name], f"blocks.{{layer}}.{hook}", _builder(name), _pinned(hook))
         for name, hook in SITE_KINDS.items()
     ]
