@@ -5,8 +5,9 @@ weights under the real ids: a tiny GPT-2 saved as `gpt2`, and an SAE in the repo
 that sae-lens's release table names for `gpt2-small-res-jb/blocks.2.hook_resid_pre` (its folder
 carries its own cfg.json, so it can be tiny). The real loading code then runs end to end: the
 release table, its config overrides (centred residuals) and the site mapping (resid_pre of block 2
-is resid_post of block 1). Gemma Scope's JumpReLU releases are not covered here: sae-lens fixes
-their real shapes (a width_16k params.npz of ~300 MB).
+is resid_post of block 1). The Gemma Scope path runs the same way with the real shapes that
+sae-lens's gemma_2 loader fixes (d_in 2304, width 16k): a two-layer Gemma-2 of hidden size 2304
+and a JumpReLU params.npz that is mostly zeros, so it compresses to almost nothing.
 """
 
 from __future__ import annotations
@@ -156,3 +157,58 @@ def test_centred_encoding_matches_transformer_lens(hub, monkeypatch) -> None:
         assert torch.allclose(features, expected, atol=1e-4)
         lens.centred = False  # break the centring on purpose
         assert not torch.allclose(lens.encode({lens.site: h}), expected, atol=1e-4)
+
+
+GEMMA_RELEASE, GEMMA_ID = "gemma-scope-2b-pt-res-canonical", "layer_1/width_16k/canonical"
+GEMMA_REPO, GEMMA_FOLDER = "google/gemma-scope-2b-pt-res", "layer_1/width_16k/average_l0_102"  # the table's path
+GEMMA_D, GEMMA_WIDTH = 2304, 16384  # what sae-lens's gemma_2 loader fixes for a 2b release
+
+
+@pytest.fixture(scope="module")
+def gemma_hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Gemma-2 under `google/gemma-2-2b` (hidden size 2304, two layers, the test vocabulary) and a
+    Gemma Scope JumpReLU SAE of the real shapes, built to reconstruct its input exactly: encoder
+    [I, -I, 0], decoder [I; -I; 0], thresholds 0. Mostly zeros, so the compressed params.npz is small."""
+    import numpy as np
+    from transformers import AutoModelForCausalLM, Gemma2Config
+
+    from tests.tiny import make_tokenizer
+
+    hub = tmp_path_factory.mktemp("gemma-hub")
+    tokenizer = make_tokenizer()
+    config = Gemma2Config(
+        vocab_size=len(tokenizer), hidden_size=GEMMA_D, intermediate_size=32, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=8, max_position_embeddings=64,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model_dir = _snapshot(hub, "google/gemma-2-2b")
+    AutoModelForCausalLM.from_config(config).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    eye = np.eye(GEMMA_D, dtype=np.float16)
+    w_enc = np.zeros((GEMMA_D, GEMMA_WIDTH), dtype=np.float16)
+    w_enc[:, :GEMMA_D], w_enc[:, GEMMA_D : 2 * GEMMA_D] = eye, -eye
+    folder = _snapshot(hub, GEMMA_REPO) / GEMMA_FOLDER
+    folder.mkdir(parents=True)
+    np.savez_compressed(
+        folder / "params.npz", w_enc=w_enc, w_dec=np.ascontiguousarray(w_enc.T), b_enc=np.zeros(GEMMA_WIDTH),
+        b_dec=np.zeros(GEMMA_D), threshold=np.zeros(GEMMA_WIDTH),
+    )  # fmt: skip
+    return hub
+
+
+def test_gemma_scope_by_hub_and_release_id(gemma_hub, tiny_task, corpus_dir, tmp_path, monkeypatch) -> None:
+    """The Gemma Scope path as the Knowledge Microscope used it: a JumpReLU SAE whose layer comes
+    from the release (no --layers), gated on how well it reconstructs the activations it is given."""
+    monkeypatch.delenv("LENS_BENCH_ALLOW_POOR_SAE")
+    out = tmp_path / "out"
+    result = _bench(
+        gemma_hub, "run", "--model", "google/gemma-2-2b", "--units", "sae_post_mlp", "--sae",
+        f"{GEMMA_RELEASE}/{GEMMA_ID}", "--task", str(tiny_task), "--data-dir", str(corpus_dir),
+        "--output-dir", str(out), "--limit", "2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    (path,) = out.rglob("*.json")
+    record = json.loads(path.read_text())
+    assert record["lens"]["site"] == "blocks.1.hook_resid_post" and record["lens"]["n_units"] == GEMMA_WIDTH
+    assert record["lens"]["config"]["architecture"] == "jumprelu" and "input" not in record["lens"]["config"]
+    assert record["lens_diagnostics"]["sae_quality"]["fraction_variance_explained"] > 0.999
