@@ -21,6 +21,7 @@ from transformers import (
     GPTNeoXConfig,
     LlamaConfig,
     PreTrainedTokenizerFast,
+    Qwen2Config,
 )
 
 FACTS = {
@@ -63,6 +64,15 @@ ARCH_CONFIGS = {
         num_attention_heads=2,
         num_key_value_heads=1,
         head_dim=8,
+        max_position_embeddings=64,
+    ),
+    "qwen2": lambda v: Qwen2Config(
+        vocab_size=v,
+        hidden_size=16,
+        intermediate_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        num_key_value_heads=1,
         max_position_embeddings=64,
     ),
     "gpt2": lambda v: GPT2Config(vocab_size=v, n_embd=16, n_inner=24, n_layer=3, n_head=2, n_positions=64),
