@@ -104,8 +104,10 @@ def test_a_missing_model_path_says_it_does_not_exist(capsys, tiny_task, pararel_
 def test_a_missing_sae_path_says_it_does_not_exist(capsys, tiny_model_dirs, tiny_task, pararel_dir, tmp_path) -> None:
     args = run_args(tiny_model_dirs["llama"], tiny_task, pararel_dir, tmp_path / "o", "--sae", "/path/that/is/not")
     args[args.index("mlp_neurons")] = "sae_post_mlp"
-    err = error_of_main(capsys, args)
+    assert main(args) == 2
+    err = capsys.readouterr().err
     assert "--sae '/path/that/is/not': no such directory" in err and "not a sae-lens release" in err
+    assert "Loading weights" not in err  # refused at collection, before the model loads
 
 
 def test_leaderboard_skips_a_json_file_that_is_not_a_record(capsys, tiny_model_dirs, tiny_task, pararel_dir, tmp_path):

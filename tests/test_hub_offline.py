@@ -85,10 +85,15 @@ def probing_task(tmp_path: Path) -> Path:
     return path
 
 
-def test_a_hub_model_and_a_public_release_run_offline(hub, tiny_task, probing_task, ud_dir, tmp_path) -> None:  # noqa: F811
+def _add_second_patterns(data: Path) -> None:
+    """Probing holds whole patterns out, so each relation needs two."""
     for relation, pattern in (("P17", "[X] , which is located in [Y] ."), ("P19", "[X] is a native of [Y] .")):
-        with (ud_dir / "pararel" / "patterns" / f"{relation}.jsonl").open("a") as f:  # probing holds patterns out
+        with (data / "pararel" / "patterns" / f"{relation}.jsonl").open("a") as f:
             f.write(json.dumps({"pattern": pattern}) + "\n")
+
+
+def test_a_hub_model_and_a_public_release_run_offline(hub, tiny_task, probing_task, ud_dir, tmp_path) -> None:  # noqa: F811
+    _add_second_patterns(ud_dir)
     for task in (tiny_task, probing_task):
         task.write_text(task.read_text().replace("layers: [1]", "layers: [2]"))  # the task's own layer is not the SAE's
         out = tmp_path / task.stem
@@ -196,19 +201,22 @@ def gemma_hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return hub
 
 
-def test_gemma_scope_by_hub_and_release_id(gemma_hub, tiny_task, corpus_dir, tmp_path, monkeypatch) -> None:
+def test_gemma_scope_by_hub_and_release_id(gemma_hub, tiny_task, probing_task, ud_dir, tmp_path, monkeypatch) -> None:  # noqa: F811
     """The Gemma Scope path as the Knowledge Microscope used it: a JumpReLU SAE whose layer comes
     from the release (no --layers), gated on how well it reconstructs the activations it is given."""
     monkeypatch.delenv("LENS_BENCH_ALLOW_POOR_SAE")
-    out = tmp_path / "out"
-    result = _bench(
-        gemma_hub, "run", "--model", "google/gemma-2-2b", "--units", "sae_post_mlp", "--sae",
-        f"{GEMMA_RELEASE}/{GEMMA_ID}", "--task", str(tiny_task), "--data-dir", str(corpus_dir),
-        "--output-dir", str(out), "--limit", "2",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    (path,) = out.rglob("*.json")
-    record = json.loads(path.read_text())
-    assert record["lens"]["site"] == "blocks.1.hook_resid_post" and record["lens"]["n_units"] == GEMMA_WIDTH
-    assert record["lens"]["config"]["architecture"] == "jumprelu" and "input" not in record["lens"]["config"]
-    assert record["lens_diagnostics"]["sae_quality"]["fraction_variance_explained"] > 0.999
+    _add_second_patterns(ud_dir)
+    for task in (tiny_task, probing_task):
+        task.write_text(task.read_text().replace("layers: [1]", "layers: [0]"))  # the release decides: layer 1
+        out = tmp_path / task.stem
+        result = _bench(
+            gemma_hub, "run", "--model", "google/gemma-2-2b", "--units", "sae_post_mlp", "--sae",
+            f"{GEMMA_RELEASE}/{GEMMA_ID}", "--task", str(task), "--data-dir", str(ud_dir),
+            "--output-dir", str(out), "--limit", "2",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+        (path,) = out.rglob("*.json")
+        record = json.loads(path.read_text())
+        assert record["lens"]["site"] == "blocks.1.hook_resid_post" and record["lens"]["n_units"] == GEMMA_WIDTH
+        assert record["lens"]["config"]["architecture"] == "jumprelu" and "input" not in record["lens"]["config"]
+        assert record["lens_diagnostics"]["sae_quality"]["fraction_variance_explained"] > 0.999

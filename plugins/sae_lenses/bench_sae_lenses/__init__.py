@@ -48,6 +48,14 @@ TRAIN_SITE_NAMES = {"hook_resid_post": "resid_post", "hook_mlp_out": "mlp_out", 
 TRAINED = "trained:"
 
 
+def _not_an_sae(spec: str, release: str) -> str:
+    return (
+        f"--sae {spec!r}: no such directory, and {release!r} is not a sae-lens release. Give a folder saved "
+        "with sae-lens (SAE.save_model), <release>/<sae_id> of a public release (the release names are the keys "
+        "of sae_lens' get_pretrained_saes_directory()), or trained:<variant> for an SAE `bench sae train` made."
+    )
+
+
 def load_sae(loaded: LoadedModel, site: str, spec: str | None) -> tuple[SAE[Any], str]:
     """The SAE and a description of where it came from."""
     parsed = Site.parse(site)
@@ -65,11 +73,7 @@ def load_sae(loaded: LoadedModel, site: str, spec: str | None) -> tuple[SAE[Any]
         return SAE.load_from_disk(spec, device=str(loaded.device)), str(Path(spec).resolve())
     release, _, sae_id = spec.partition("/")
     if not sae_id or release not in get_pretrained_saes_directory():
-        raise BenchError(
-            f"--sae {spec!r}: no such directory, and {release!r} is not a sae-lens release. Give a folder saved "
-            "with sae-lens (SAE.save_model), <release>/<sae_id> of a public release (the release names are the keys "
-            "of sae_lens' get_pretrained_saes_directory()), or trained:<variant> for an SAE `bench sae train` made."
-        )
+        raise BenchError(_not_an_sae(spec, release))
     try:
         return SAE.from_pretrained(release, sae_id, device=str(loaded.device)), spec
     except Exception as err:  # sae-lens raises ValueError, OSError or hub errors depending on the failure
@@ -230,8 +234,8 @@ def _hook_of(spec: str) -> str | None:
         raw = json.loads((Path(spec) / "cfg.json").read_text())
     else:
         release, _, sae_id = spec.partition("/")
-        if release not in get_pretrained_saes_directory():
-            return None  # load_sae says what is wrong, with the site in hand
+        if not sae_id or release not in get_pretrained_saes_directory():
+            raise BenchError(_not_an_sae(spec, release))  # at collection: before any model loads
         try:
             raw = load_sae_config_from_huggingface(release, sae_id)
         except Exception as err:  # sae-lens raises ValueError, OSError or hub errors
