@@ -160,3 +160,29 @@ def test_reconstruction_stats_match_a_direct_computation(trained, tiny_llama) ->
     assert stats["l0"] == pytest.approx(float((f != 0).sum(1).float().mean()), rel=1e-6)
     total = float((x - x.mean(0)).pow(2).sum())
     assert stats["fraction_variance_explained"] == pytest.approx(1 - float(err.pow(2).sum()) / total, rel=1e-4)
+
+
+def test_a_hook_z_sae_reads_the_heads_outputs(tiny_llama, tmp_path) -> None:
+    """sae-lens's hook_z SAEs (Gemma Scope's attention SAEs) read the heads' outputs before the output
+    projection; the lens reads them there, flat, and an unedited pass is exact."""
+    from sae_lens import StandardSAE, StandardSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    site = "blocks.1.attn.hook_z"
+    cfg = StandardSAEConfig(d_in=16, d_sae=32, reshape_activations="hook_z", metadata=SAEMetadata(hook_name=site))
+    torch.manual_seed(0)
+    StandardSAE(cfg).save_model(tmp_path / "z")
+    lens = build(tiny_llama, "sae_attn_z", site, sae=str(tmp_path / "z"))
+    model, input_ids = tiny_llama.model, torch.tensor([[1, 4, 9, 2, 5]])
+    seen: dict[str, torch.Tensor] = {}
+    with torch.no_grad(), hooked(model, {site: lambda t: seen.__setitem__("z", t.clone())}):
+        clean = model(input_ids).logits
+    heads = seen["z"].view(1, 5, 2, 8)  # two heads of 8: the order sae-lens flattens them in
+    reference = SAE.load_from_disk(tmp_path / "z")
+    torch.testing.assert_close(lens.encode({site: seen["z"]}), reference.encode(heads))
+    with torch.no_grad(), lensed(tiny_llama, lens, lambda f: f):
+        torch.testing.assert_close(model(input_ids).logits, clean, rtol=1e-5, atol=1e-6)
+    with pytest.raises(
+        BenchError, match=r"trained on blocks\.1\.attn\.hook_z, but the lens reads .*use --units sae_attn_z"
+    ):
+        build(tiny_llama, "sae_attn_out", "blocks.1.hook_attn_out", sae=str(tmp_path / "z"))

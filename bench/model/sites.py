@@ -95,6 +95,8 @@ HOOKS: dict[str, tuple[str, Port]] = {
     "hook_resid_pre": ("block", "input"),
     "hook_resid_post": ("block", "output"),
     "hook_attn_out": ("attn_out", "output"),
+    # the heads' outputs concatenated, before the output projection (sae-lens's hook_z SAEs, flattened)
+    "attn.hook_z": ("attn_proj", "input"),
     "hook_mlp_out": ("mlp_out", "output"),
     "ln2.hook_normalized": ("mlp", "input"),
     "mlp.hook_post": ("mlp_down", "input"),
@@ -138,6 +140,9 @@ def n_layers(model: nn.Module) -> int:
 def site_width(model: nn.Module, site: Site) -> int:
     """Width of the activation at a site, from the config alone (no forward pass)."""
     config = model.config
+    if site.hook == "attn.hook_z":
+        heads = int(getattr(config, "num_attention_heads", None) or config.n_head)
+        return heads * int(getattr(config, "head_dim", None) or config.hidden_size // heads)
     if site.hook != "mlp.hook_post":
         return int(config.hidden_size)
     for attr in architecture_of(model).d_mlp_attr:

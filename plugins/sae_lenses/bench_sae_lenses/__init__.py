@@ -1,8 +1,9 @@
-"""lens-bench lenses: SAE features at three sites, through sae-lens.
+"""lens-bench lenses: SAE features at four sites, through sae-lens.
 
 - ``sae_post_mlp``: the residual stream after block L (``blocks.L.hook_resid_post``)
 - ``sae_mlp_out``: the MLP's output (``blocks.L.hook_mlp_out``)
 - ``sae_attn_out``: the attention output after its projection (``blocks.L.hook_attn_out``)
+- ``sae_attn_z``: the heads' outputs, concatenated, before the projection (``blocks.L.attn.hook_z``)
 
 Units are ``f = sae.encode(h)``. Editing units replaces only their decoder contribution:
 ``h' = h + decode(f') - decode(f)``, so the SAE's error term stays in the stream and an
@@ -41,7 +42,12 @@ from bench.plugin.specs import LensSpec
 from bench.sae.quality import MIN_VARIANCE_EXPLAINED, gate_stats
 from bench.sae.training import sae_path
 
-SITE_KINDS = {"sae_post_mlp": "hook_resid_post", "sae_mlp_out": "hook_mlp_out", "sae_attn_out": "hook_attn_out"}
+SITE_KINDS = {
+    "sae_post_mlp": "hook_resid_post",
+    "sae_mlp_out": "hook_mlp_out",
+    "sae_attn_out": "hook_attn_out",
+    "sae_attn_z": "attn.hook_z",
+}
 TRAIN_SITE_NAMES = {"hook_resid_post": "resid_post", "hook_mlp_out": "mlp_out", "hook_attn_out": "attn_out"}
 
 
@@ -63,9 +69,14 @@ def load_sae(loaded: LoadedModel, site: str, spec: str | None) -> tuple[SAE[Any]
         path = sae_path(loaded, site, (spec or TRAINED).removeprefix(TRAINED))
         if not (path / "card.json").exists():
             raise BenchError(
-                f"no SAE for {site} of {loaded.model_id} yet. Train one with `bench sae train --model "
-                f"{loaded.model_id} --sites {TRAIN_SITE_NAMES[parsed.hook]} --layers {parsed.layer}`, "
-                "or pass --sae with a sae-lens directory or <release>/<sae_id>."
+                f"no SAE for {site} of {loaded.model_id} yet. "
+                + (
+                    f"Train one with `bench sae train --model {loaded.model_id} --sites "
+                    f"{TRAIN_SITE_NAMES[parsed.hook]} --layers {parsed.layer}`, or pass "
+                    if parsed.hook in TRAIN_SITE_NAMES
+                    else "Pass "
+                )
+                + "--sae with a sae-lens directory or <release>/<sae_id>."
             )
         return SAE.load_from_disk(path, device=str(loaded.device)), str(path)
     spec = spec.format(layer=parsed.layer)
@@ -123,6 +134,10 @@ class SAEFeatures(Lens):
                 "use an SAE trained on this model and site."
             )
         check_sae_site(sae.cfg.metadata.hook_name, site, source)
+        if getattr(sae, "hook_z_reshaping_mode", False):
+            # sae-lens reshapes a hook_z SAE's input from [..., heads, d_head]; the site holds the heads
+            # already concatenated in the same order, so the SAE reads it flat
+            sae.turn_off_forward_pass_hook_z_reshaping()
         self.site, self.sae, self.source = site, sae, source
         # Releases trained on TransformerLens activations with centred writing weights (gpt2-small-res-jb)
         # saw a residual stream with mean 0 over d_model; Hugging Face's stream keeps its mean.
@@ -225,6 +240,7 @@ _DESCRIPTIONS = {
     "sae_post_mlp": "SAE features of the residual stream after the block (post-MLP).",
     "sae_mlp_out": "SAE features of the MLP output.",
     "sae_attn_out": "SAE features of the attention output (after its output projection).",
+    "sae_attn_z": "SAE features of the attention heads' outputs, concatenated (hook_z, before the projection).",
 }
 
 
