@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--sae", help="SAE lenses: a sae-lens directory or <release>/<sae_id> ({layer} is filled in)")
     run.add_argument("--force", action="store_true", help="recompute records that already exist")
     run.add_argument(
-        "--allow-poor-sae", action="store_true", help="run an SAE that explains < 0.5 of its site's variance"
+        "--allow-poor-sae", action="store_true", help="run an SAE that explains < 0.2 of its site's variance"
     )
     run.add_argument("-k", dest="keyword", help="select items by a pytest-style expression over their ids")
     run.add_argument("--collect-only", action="store_true", help="list the items that would run, and stop")

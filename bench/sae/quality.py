@@ -91,8 +91,11 @@ def ce_loss_recovered(
 
 
 # Below this share of variance explained an SAE is almost surely the wrong one for the site (another
-# model, layer or preprocessing): the harness's own SAEs explain 0.66-0.95 on the default model.
-MIN_VARIANCE_EXPLAINED = 0.5
+# model, layer or preprocessing: those reconstruct nothing, a share near or below 0). It is a check for
+# mismatches, not a quality bar: on the first 2k held-out tokens the default model's residual SAE at
+# layer 16 explains 0.75 (0.95 on the 100k tokens of its card, whose rare huge activations inflate
+# the variance), and single-block SAEs explain less.
+MIN_VARIANCE_EXPLAINED = 0.2
 GATE_CONTEXTS = 16
 
 
@@ -117,4 +120,4 @@ def gate_stats(
     acts = prepare(torch.cat(seen).flatten(0, 1).float()).cpu().numpy()
     stats = reconstruction_stats(sae, acts)
     ce = ce_loss_recovered(loaded, sae, site, spec, data_dir, GATE_CONTEXTS, reconstruct)
-    return {**stats, "ce_loss_recovered": ce["ce_loss_recovered"], "min_variance_explained": MIN_VARIANCE_EXPLAINED}
+    return {**stats, "ce_loss_recovered": ce["ce_loss_recovered"]}
