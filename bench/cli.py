@@ -72,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--limit", type=_positive_int, help="use at most N items (facts) per task (N >= 1)")
     run.add_argument("--batch-size", "--batch_size", type=_positive_int, default=32, help="sequences per forward pass")
     run.add_argument("--device", default="cpu")
-    run.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    run.add_argument(
+        "--dtype", default="float32", choices=[*sorted(DTYPES), "auto"], help="auto: the architecture's native dtype"
+    )
     run.add_argument("--seed", type=int, help="override the task's seed")
     run.add_argument(
         "--output-dir",

@@ -101,3 +101,10 @@ def test_unknown_architecture_is_a_clear_error(tiny_llama) -> None:
     tiny_llama.model.config.model_type = "mamba"
     with pytest.raises(BenchError, match=r"no site mapping.*bench/sites\.py"):
         architecture_of(tiny_llama.model)
+
+
+@pytest.mark.parametrize(
+    ("arch", "dtype"), [("gemma2", torch.bfloat16), ("gpt2", torch.float32), ("qwen2", torch.bfloat16)]
+)
+def test_auto_dtype_comes_from_the_adapter_table(arch: str, dtype: torch.dtype, tiny_model_dirs) -> None:
+    assert load_model(str(tiny_model_dirs[arch]), dtype="auto").dtype == dtype

@@ -19,7 +19,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from bench.errors import BenchError
-from bench.model.sites import architecture_of
+from bench.model.sites import ARCHITECTURES, architecture_of
 from bench.paths import cache_dir
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -87,10 +87,13 @@ def _model_path(model_id: str) -> str | Path:
 
 
 def load_model(model_id: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = "float32") -> LoadedModel:
-    if dtype not in DTYPES:
-        raise BenchError(f"unknown --dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
+    """``dtype`` "auto" is the architecture's native dtype (bfloat16 for Llama and Gemma-2, ...)."""
+    if dtype not in DTYPES and dtype != "auto":
+        raise BenchError(f"unknown --dtype {dtype!r}; choose one of {', '.join(DTYPES)} or auto.")
     check_device(device)
     path = _model_path(model_id)
+    if dtype == "auto":
+        dtype = _native_dtype(model_id, path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
@@ -102,6 +105,16 @@ def load_model(model_id: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = 
     model.to(device).eval()
     model.requires_grad_(False)  # attribution differentiates w.r.t. unit activations only
     return LoadedModel(model, tokenizer, model_id, _weights_hash(model, path), torch.device(device), DTYPES[dtype])
+
+
+def _native_dtype(model_id: str, path: str | Path) -> str:
+    try:
+        model_type = AutoConfig.from_pretrained(path).model_type
+    except (OSError, ValueError) as err:
+        raise _load_error(model_id, err) from err
+    if model_type not in ARCHITECTURES:
+        raise BenchError(f"--dtype auto: architecture {model_type!r} has no row in the adapter table; give a dtype.")
+    return ARCHITECTURES[model_type].native_dtype
 
 
 def _load_error(model_id: str, err: Exception) -> BenchError:

@@ -32,6 +32,7 @@ class Architecture:
     # what reads the residual stream inside a block: (norm, the projections reading its output)
     readers: tuple[tuple[str, tuple[str, ...]], ...] = ()
     norm_offset: float = 0.0  # Gemma's RMSNorm scales by 1 + weight
+    native_dtype: str = "float32"  # what the family's checkpoints are trained and shipped in (`--dtype auto`)
 
 
 _QKV = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")
@@ -45,6 +46,7 @@ _LLAMA = Architecture(
     ("mlp.gate_proj", "mlp.up_proj"),
     ("intermediate_size",),
     (("input_layernorm", _QKV), ("post_attention_layernorm", ("mlp.gate_proj", "mlp.up_proj"))),
+    native_dtype="bfloat16",
 )
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -64,6 +66,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         ("intermediate_size",),
         (("input_layernorm", _QKV), ("pre_feedforward_layernorm", ("mlp.gate_proj", "mlp.up_proj"))),
         norm_offset=1.0,
+        native_dtype="bfloat16",  # float16 overflows in Gemma-2's activations
     ),
     "gpt2": Architecture(
         "transformer.h",
@@ -86,6 +89,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         ("mlp.dense_h_to_4h",),
         ("intermediate_size",),
         (("input_layernorm", ("attention.query_key_value",)), ("post_attention_layernorm", ("mlp.dense_h_to_4h",))),
+        native_dtype="float16",
     ),
 }
 
