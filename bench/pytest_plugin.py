@@ -13,6 +13,7 @@ none of this do not pay for them.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def _session(config: pytest.Config) -> Any:
         from bench.engine.runner import RunOptions
         from bench.engine.session import Session
         from bench.model.loading import DEFAULT_MODEL
-        from bench.paths import data_dir
+        from bench.paths import DATA_ENV, data_dir
         from bench.plugin.registry import plugins
 
         out = config.getoption("--bench-output-dir")
@@ -60,6 +61,8 @@ def _session(config: pytest.Config) -> Any:
             output_dir=Path(out) if out else config._tmp_path_factory.getbasetemp() / "bench-results",  # type: ignore[attr-defined]
             data_dir=data_dir(config.getoption("--bench-data-dir")),
         )
+        if options.data_dir is not None:  # plugins (an SAE lens's quality gate) read the same folder, as in `bench run`
+            os.environ[DATA_ENV] = str(options.data_dir)
         config._bench_session = Session(plugins(), options, config.getoption("--bench-model") or DEFAULT_MODEL)  # type: ignore[attr-defined]
     return config._bench_session  # type: ignore[attr-defined]
 
