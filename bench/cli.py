@@ -20,9 +20,8 @@ from bench.engine.session import Session
 from bench.engine.taskspec import load_task, task_files
 from bench.errors import BenchError
 from bench.model.loading import DEFAULT_MODEL, DTYPES, check_device
-from bench.paths import DATA_ENV, data_dir
+from bench.paths import ALLOW_POOR_SAE_ENV, DATA_ENV, data_dir
 from bench.plugin.registry import plugins
-from bench.plugin.specs import TaskType
 from bench.report.labels import mean_se
 from bench.report.publish import DEFAULT_PUBLISHED
 from bench.sae.spec import ARCHITECTURES, TrainSpec
@@ -187,7 +186,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         registry.lenses.entry(lens)  # unknown lens: fail before loading the model
     check_device(args.device)
     if args.allow_poor_sae:  # read by the SAE lenses' quality gate, like the data dir
-        os.environ["LENS_BENCH_ALLOW_POOR_SAE"] = "1"
+        os.environ[ALLOW_POOR_SAE_ENV] = "1"
     if args.output_dir.exists() and not args.output_dir.is_dir():
         raise BenchError(f"--output-dir {args.output_dir} is a file; records need a folder.")
     options = RunOptions(
@@ -237,19 +236,21 @@ def _kept(output_dir: Path, since: float, finished: int) -> str:
     """What an interrupted run leaves for the rerun to resume from, precisely."""
     from bench.paths import cache_dir
 
-    def recent(folder: Path, pattern: str) -> list[Path]:
-        return [p for p in folder.rglob(pattern) if p.stat().st_mtime >= since] if folder.is_dir() else []
+    def logs_written_since(folder: Path) -> list[tuple[Path, int]]:
+        logs = folder.rglob("*.partial.jsonl") if folder.is_dir() else []
+        return [(log, _lines(log)) for log in logs if log.stat().st_mtime >= since]
 
     kept = [f"{finished} finished record(s)"] if finished else []
-    for log in recent(output_dir, "*.partial.jsonl"):
-        lines = sum(1 for line in log.read_text(encoding="utf-8").splitlines() if line.strip())
-        kept.append(f"{lines} finished item(s) in {log}")
-    for log in recent(cache_dir() / "known_facts", "*.partial.jsonl"):
-        lines = sum(1 for line in log.read_text(encoding="utf-8").splitlines() if line.strip())
-        kept.append(f"the known-fact screen's first {lines} prompts in {log}")
+    kept += [f"{n} finished item(s) in {log}" for log, n in logs_written_since(output_dir)]
+    screen = cache_dir() / "known_facts"
+    kept += [f"the known-fact screen's first {n} prompts in {log}" for log, n in logs_written_since(screen)]
     if not kept:
         return "Nothing of this run had finished yet; rerun the same command to start again."
     return "Kept: " + "; ".join(kept) + ". Rerun the same command to resume from there."
+
+
+def _lines(path: Path) -> int:
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
 def _cmd_sae(args: argparse.Namespace) -> None:
@@ -315,10 +316,6 @@ def _cmd_list(_: argparse.Namespace) -> None:
     _section("Erasure methods (privacy erasure)", methods, ["name", "description", "attribution", "from"])
 
 
-def _task_types() -> dict[str, TaskType]:
-    return {entry.name: entry.obj for entry in plugins().task_types}
-
-
 def _cmd_leaderboard(args: argparse.Namespace) -> None:
     from bench.engine.records import load_records
     from bench.report.leaderboard import write_leaderboard
@@ -327,14 +324,14 @@ def _cmd_leaderboard(args: argparse.Namespace) -> None:
     out = args.output or args.results_dir / "leaderboard" / name
     argv = ["bench", "leaderboard", "--results-dir", str(args.results_dir), "--output", str(out)]
     command = shlex.join(argv + (["--format", args.format] if args.format != "md" else []))
-    records = load_records(args.results_dir, _task_types())
-    print(f"wrote {write_leaderboard(records, out, command, args.format, _task_types())}")
+    records = load_records(args.results_dir, plugins().task_types.by_name())
+    print(f"wrote {write_leaderboard(records, out, command, args.format, plugins().task_types.by_name())}")
 
 
 def _cmd_publish(args: argparse.Namespace) -> None:
     from bench.report.publish import publish
 
-    written = publish(args.results_dir, args.to, _task_types())
+    written = publish(args.results_dir, args.to, plugins().task_types.by_name())
     print(f"published {len(written)} records into {args.to}")
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 CACHE_ENV = "LENS_BENCH_CACHE"
 DATA_ENV = "LENS_BENCH_DATA"
+# set by `bench run --allow-poor-sae`; read by the SAE lenses' quality gate
+ALLOW_POOR_SAE_ENV = "LENS_BENCH_ALLOW_POOR_SAE"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from bench.model.loading import LoadedModel, load_model
+from bench.paths import ALLOW_POOR_SAE_ENV
 from bench.plugin.registry import plugins
 from tests.tiny import ARCH_CONFIGS, save_tiny_model, write_corpora, write_pararel
 
@@ -37,7 +38,7 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 def tiny_saes_are_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
     """SAEs trained in a test on 2,000 tokens explain little of anything; the tests that use them check
     mechanics, not quality. tests/test_sae_quality_gate.py turns the gate back on."""
-    monkeypatch.setenv("LENS_BENCH_ALLOW_POOR_SAE", "1")
+    monkeypatch.setenv(ALLOW_POOR_SAE_ENV, "1")
 
 
 @pytest.fixture(autouse=True)

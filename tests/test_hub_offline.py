@@ -24,6 +24,7 @@ import torch
 from sae_lens import SAE
 from safetensors.torch import save_file
 
+from bench.paths import ALLOW_POOR_SAE_ENV
 from tests.test_sparse_probing import ud_dir  # noqa: F401  (the fixture: UD sentences with labels)
 from tests.tiny import save_tiny_model
 
@@ -204,7 +205,7 @@ def gemma_hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_gemma_scope_by_hub_and_release_id(gemma_hub, tiny_task, probing_task, ud_dir, tmp_path, monkeypatch) -> None:  # noqa: F811
     """The Gemma Scope path as the Knowledge Microscope used it: a JumpReLU SAE whose layer comes
     from the release (no --layers), gated on how well it reconstructs the activations it is given."""
-    monkeypatch.delenv("LENS_BENCH_ALLOW_POOR_SAE")
+    monkeypatch.delenv(ALLOW_POOR_SAE_ENV)
     _add_second_patterns(ud_dir)
     for task in (tiny_task, probing_task):
         task.write_text(task.read_text().replace("layers: [1]", "layers: [0]"))  # the release decides: layer 1

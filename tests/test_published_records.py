@@ -21,8 +21,7 @@ KEYS = ["model", "lens", "site", "sae", "method", "task", "metric"]
 
 @pytest.fixture(scope="module")
 def published() -> list[dict]:
-    task_types = {e.name: e.obj for e in plugins().task_types}
-    return list(load_records(PUBLISHED, task_types))  # validates each against its schema
+    return list(load_records(PUBLISHED, plugins().task_types.by_name()))  # validates each against its schema
 
 
 def test_published_records_keep_every_number(published) -> None:

@@ -10,6 +10,7 @@ import torch
 from sae_lens import StandardSAE, StandardSAEConfig
 from sae_lens.saes.sae import SAEMetadata
 
+from bench.paths import ALLOW_POOR_SAE_ENV
 from tests.conftest import run_cli
 
 SITE = "blocks.1.hook_resid_post"
@@ -35,7 +36,7 @@ def save_sae(folder, d: int, faithful: bool):
 
 @pytest.fixture
 def gate_on(monkeypatch) -> None:
-    monkeypatch.delenv("LENS_BENCH_ALLOW_POOR_SAE", raising=False)
+    monkeypatch.delenv(ALLOW_POOR_SAE_ENV, raising=False)
 
 
 def _run(model, task, data, out, sae, *extra):

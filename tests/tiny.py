@@ -46,44 +46,15 @@ WORDS = sorted(
     | set(["is", "located", "in", "was", "born", ".", "[UNK]", "<pad>", ","])
 )
 
+# the same tiny shape for every architecture (GPT-2 names its fields its own way)
+_SHAPE = {"hidden_size": 16, "intermediate_size": 24, "num_hidden_layers": 3, "num_attention_heads": 2}
+_GQA = {**_SHAPE, "num_key_value_heads": 1, "max_position_embeddings": 64}
 ARCH_CONFIGS = {
-    "llama": lambda v: LlamaConfig(
-        vocab_size=v,
-        hidden_size=16,
-        intermediate_size=24,
-        num_hidden_layers=3,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=64,
-    ),
-    "gemma2": lambda v: Gemma2Config(
-        vocab_size=v,
-        hidden_size=16,
-        intermediate_size=24,
-        num_hidden_layers=3,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=8,
-        max_position_embeddings=64,
-    ),
-    "qwen2": lambda v: Qwen2Config(
-        vocab_size=v,
-        hidden_size=16,
-        intermediate_size=24,
-        num_hidden_layers=3,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=64,
-    ),
+    "llama": lambda v: LlamaConfig(vocab_size=v, **_GQA),
+    "gemma2": lambda v: Gemma2Config(vocab_size=v, head_dim=8, **_GQA),
+    "qwen2": lambda v: Qwen2Config(vocab_size=v, **_GQA),
     "gpt2": lambda v: GPT2Config(vocab_size=v, n_embd=16, n_inner=24, n_layer=3, n_head=2, n_positions=64),
-    "gpt_neox": lambda v: GPTNeoXConfig(
-        vocab_size=v,
-        hidden_size=16,
-        intermediate_size=24,
-        num_hidden_layers=3,
-        num_attention_heads=2,
-        max_position_embeddings=64,
-    ),
+    "gpt_neox": lambda v: GPTNeoXConfig(vocab_size=v, max_position_embeddings=64, **_SHAPE),
 }
 
 

@@ -122,9 +122,6 @@ class RecordSlot:
         self.path = folder / f"{stem}.json"
         self.log_path = folder / f"{stem}.partial.jsonl"
 
-    def finished(self) -> bool:
-        return self.path.exists()
-
     def read_finished(self, task_type: TaskType) -> dict[str, Any] | None:
         """The finished record, or None to compute it. A record that does not parse or does not fit
         its schema (a disk full, a copy cut short) is moved aside as ``*.corrupt``, with a warning."""

@@ -61,6 +61,9 @@ class Registry(Generic[T]):
             )
         return self._entries[name]
 
+    def by_name(self) -> dict[str, T]:
+        return {name: entry.obj for name, entry in self._entries.items()}
+
     def __iter__(self) -> Iterator[Registered[T]]:
         return iter(sorted(self._entries.values(), key=lambda e: e.name))
 

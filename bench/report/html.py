@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.labels import mean_se
+from bench.report.labels import interval_text, mean_se
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1400px}
@@ -53,7 +53,6 @@ document.querySelectorAll('input.filter').forEach(i=>i.addEventListener('input',
 """
 
 _KEYS = ["model", "lens", "site", "sae", "method"]
-Z95 = 1.96
 
 
 def _table(table_id: str, headers: list[str], rows: list[list[tuple[str, Any, bool]]]) -> str:
@@ -99,10 +98,9 @@ def _headline(top: pd.DataFrame, columns: dict[str, str], lead: set[int], out_di
                 cells.append(("", None, False))
                 continue
             i, r = by_header[header]
-            low, high = r.mean - Z95 * r.se, r.mean + Z95 * r.se
             method = f" ({html.escape(r.method)})" if r.method else ""
-            interval = "[n/a: 1 relation]" if r.clusters == 1 else f"[{low:.2f}, {high:.2f}]"
-            text = f"{r.mean:.3f} <small>{interval}{method}</small> {_record_link(r.path, out_dir)}"
+            shown = interval_text(r.mean, r.se, r.clusters)
+            text = f"{r.mean:.3f} <small>{shown}{method}</small> {_record_link(r.path, out_dir)}"
             cells.append((text, f"{r.mean:.6g}", i in lead))
         rows.append(cells)
     keys = ["model"] * several_models + ["layer", "lens", "site", "sae"]

@@ -55,6 +55,21 @@ def single_cluster(metric: dict[str, Any]) -> bool:
     return metric.get("clusters") == 1
 
 
+Z95 = 1.96  # normal 95 % interval from the bootstrap SE
+
+
+def interval(mean: float, se: float) -> tuple[float, float]:
+    return mean - Z95 * se, mean + Z95 * se
+
+
+def interval_text(mean: float, se: float, clusters: float | None) -> str:
+    """`[low, high]`, or a plain n/a where one relation leaves nothing to resample."""
+    if clusters == 1:
+        return "[n/a: 1 relation]"
+    low, high = interval(mean, se)
+    return f"[{low:.2f}, {high:.2f}]"
+
+
 def mean_se(metric: dict[str, Any]) -> str:
     """`mean ± se`, or `mean ± n/a (1 relation)` where the SE cannot be estimated."""
     spread = "n/a (1 relation)" if single_cluster(metric) else f"{metric['se']:.3f}"

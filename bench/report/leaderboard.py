@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,21 @@ from bench.errors import BenchError
 from bench.io import write_atomic
 from bench.plugin.specs import MetricSpec, TaskType
 from bench.report.html import html_page
-from bench.report.labels import judge_name, layer_of, lens_label, mean_se, portable_command, sae_column
+from bench.report.labels import (
+    interval,
+    interval_text,
+    judge_name,
+    layer_of,
+    lens_label,
+    mean_se,
+    portable_command,
+    sae_column,
+)
 from bench.report.plots import delta_prob_curves, metric_bars
 
 FORMATS = ("md", "csv", "json", "html")
 ROW = ["model", "lens", "site", "sae", "method"]
 FAMILIES = ("Knowledge", "Interpretability", "Probing", "Erasure", "Other")
-Z95 = 1.96  # normal 95 % interval from the bootstrap SE
 
 
 def _spec(task_type: TaskType | None, key: str) -> MetricSpec:
@@ -39,7 +47,7 @@ def _spec(task_type: TaskType | None, key: str) -> MetricSpec:
 def installed_task_types() -> dict[str, TaskType]:
     from bench.plugin.registry import plugins
 
-    return {entry.name: entry.obj for entry in plugins().task_types}
+    return plugins().task_types.by_name()
 
 
 def frame(records: Iterable[dict[str, Any]], task_types: Mapping[str, TaskType] | None = None) -> pd.DataFrame:
@@ -120,35 +128,33 @@ def caveats(df: pd.DataFrame, task_types: Mapping[str, TaskType]) -> dict[int, s
     return out
 
 
-def best(df: pd.DataFrame) -> set[int]:
-    """Index of the best row of each column among lenses at one site (ties all bold): units at
-    different sites measure different things, so no lens is bold across sites."""
-    out = set()
+def _ranked_groups(df: pd.DataFrame) -> Iterator[tuple[pd.DataFrame, bool]]:
+    """Each column's rows at one site, with which way is better, where there is something to rank:
+    units at different sites measure different things, so no lens is compared across sites."""
     for _key, group in df.groupby(["task", "column", "site"]):
         direction = group["higher_is_better"].iloc[0]
-        if direction is None or pd.isna(direction) or len(group) < 2:
-            continue
-        target = group["mean"].max() if direction else group["mean"].min()
+        if direction is not None and not pd.isna(direction) and len(group) >= 2:
+            yield group, bool(direction)
+
+
+def best(df: pd.DataFrame) -> set[int]:
+    """Index of the best row of each column among lenses at one site (ties all bold)."""
+    out = set()
+    for group, higher in _ranked_groups(df):
+        target = group["mean"].max() if higher else group["mean"].min()
         out |= set(group.index[group["mean"] == target])
     return out
-
-
-def _interval(mean: float, se: float) -> tuple[float, float]:
-    return mean - Z95 * se, mean + Z95 * se
 
 
 def leading_group(df: pd.DataFrame) -> set[int]:
     """Rows of the headline whose 95 % interval overlaps the best row's, per column and site: the
     lenses the data cannot tell apart from the leader (an unpaired, conservative check)."""
     out = set()
-    for _key, group in df.groupby(["task", "column", "site"]):
-        direction = group["higher_is_better"].iloc[0]
-        if direction is None or pd.isna(direction) or len(group) < 2:
-            continue
-        leader = group.loc[group["mean"].idxmax() if direction else group["mean"].idxmin()]
-        low, high = _interval(leader["mean"], leader["se"])
+    for group, higher in _ranked_groups(df):
+        leader = group.loc[group["mean"].idxmax() if higher else group["mean"].idxmin()]
+        low, high = interval(leader["mean"], leader["se"])
         for i, row in group.iterrows():
-            r_low, r_high = _interval(row["mean"], row["se"])
+            r_low, r_high = interval(row["mean"], row["se"])
             if r_high >= low and r_low <= high:
                 out.add(i)
     return out
@@ -173,10 +179,8 @@ def _columns(top: pd.DataFrame) -> dict[str, str]:
 
 
 def _headline_cell(row: Any, lead: bool) -> str:
-    low, high = _interval(row.mean, row.se)
     method = f" ({row.method})" if row.method else ""
-    interval = "[n/a: 1 relation]" if row.clusters == 1 else f"[{low:.2f}, {high:.2f}]"
-    text = f"{row.mean:.3f} {interval}{method}"
+    text = f"{row.mean:.3f} {interval_text(row.mean, row.se, row.clusters)}{method}"
     return f"**{text}**" if lead else text
 
 
@@ -194,9 +198,7 @@ def _headline_table(df: pd.DataFrame, fmt: str = "github") -> str:
     table = _drop_constant(table, ["model"]).drop(columns="layer")
     if not table["sae"].any():
         table = table.drop(columns="sae")
-    legend = "; ".join(
-        f"{task}: {column}" for task, column in dict(zip(top["task"], top["column"], strict=True)).items()
-    )
+    legend = "; ".join(f"{task}: {column}" for task, column in _columns(top).items())
     return tabulate(table, headers="keys", tablefmt=fmt, showindex=False) + f"\n\nColumns: {legend}."
 
 

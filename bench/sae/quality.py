@@ -56,9 +56,11 @@ def ce_loss_recovered(
     data_dir: Any,
     n_contexts: int = 64,
     reconstruct: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    observe: Callable[[torch.Tensor], object] | None = None,
 ) -> dict[str, float]:
     """``reconstruct`` maps the site's activation to the SAE's reconstruction of it (default
-    decode(encode(h)); a lens that preprocesses its input passes its own)."""
+    decode(encode(h)); a lens that preprocesses its input passes its own). ``observe`` sees the
+    site's clean activation of each batch, so a caller needs no forward pass of its own."""
     ctx = contexts(loaded, corpus_texts(data_dir, spec.corpus), spec)[:n_contexts].to(loaded.device)
     reconstruct = reconstruct or (lambda h: sae.decode(sae.encode(h.to(sae.dtype))))
 
@@ -81,7 +83,8 @@ def ce_loss_recovered(
         out[:, 1:] = 0
         return out
 
-    clean, with_sae, zero = loss(None), loss(spliced), loss(zeroed)
+    clean = loss(None if observe is None else lambda h: observe(h) or h)
+    with_sae, zero = loss(spliced), loss(zeroed)
     return {
         "ce_loss_clean": clean,
         "ce_loss_with_sae": with_sae,
@@ -113,11 +116,9 @@ def gate_stats(
     config = loaded.model.config
     size = min(128, getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 128)
     spec = ActivationSpec("heldout", size, GATE_CONTEXTS * (size - 1))
-    ctx = contexts(loaded, corpus_texts(data_dir, "heldout"), spec)[:GATE_CONTEXTS].to(loaded.device)
     seen: list[torch.Tensor] = []
-    with hooked(loaded.model, {site: lambda h: seen.append(h[:, 1:].detach()) or h}):
-        loaded.model(input_ids=ctx)
+    ce = ce_loss_recovered(
+        loaded, sae, site, spec, data_dir, GATE_CONTEXTS, reconstruct, observe=lambda h: seen.append(h[:, 1:].detach())
+    )
     acts = prepare(torch.cat(seen).flatten(0, 1).float()).cpu().numpy()
-    stats = reconstruction_stats(sae, acts)
-    ce = ce_loss_recovered(loaded, sae, site, spec, data_dir, GATE_CONTEXTS, reconstruct)
-    return {**stats, "ce_loss_recovered": ce["ce_loss_recovered"]}
+    return {**reconstruction_stats(sae, acts), "ce_loss_recovered": ce["ce_loss_recovered"]}

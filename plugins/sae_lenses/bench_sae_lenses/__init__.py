@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from bench.io import write_json_atomic
 from bench.model.lens import Lens
 from bench.model.loading import LoadedModel
 from bench.model.sites import Site, site_width
-from bench.paths import cache_dir, data_dir
+from bench.paths import ALLOW_POOR_SAE_ENV, cache_dir, data_dir
 from bench.plugin.specs import LensSpec
 from bench.sae.quality import MIN_VARIANCE_EXPLAINED, gate_stats
 from bench.sae.training import sae_path
@@ -179,18 +180,20 @@ class SAEFeatures(Lens):
         """Encoder columns: each feature reads the site through its row of W_enc (b_dec is ignored)."""
         return self.site, self.sae.W_enc.T[:, None, :].detach()
 
-    def config(self) -> dict[str, Any]:
+    @cached_property
+    def weights_sha256(self) -> str:
+        """Hashed once: config() is asked for by the quality gate's cache and by the record's identity."""
         weights = b"".join(t.detach().cpu().numpy().tobytes() for _, t in sorted(self.sae.state_dict().items()))
+        return hashlib.sha256(weights).hexdigest()
+
+    def config(self) -> dict[str, Any]:
         return {
             "sae": self.source,
             "architecture": self.sae.cfg.architecture(),
             "d_sae": self.n_units,
-            "sae_sha256": hashlib.sha256(weights).hexdigest(),
+            "sae_sha256": self.weights_sha256,
             **({"input": "centred over d_model"} if self.centred else {}),
         }
-
-
-ALLOW_POOR_SAE_ENV = "LENS_BENCH_ALLOW_POOR_SAE"  # set by `bench run --allow-poor-sae`
 
 
 def checked_quality(loaded: LoadedModel, lens: SAEFeatures) -> dict[str, float]:
