@@ -3,6 +3,8 @@ are the ones computed before the records were moved and compacted (tests/golden/
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -33,6 +35,16 @@ def test_published_records_keep_every_number(published) -> None:
         assert merged[f"{column}_before"].astype(float).to_numpy() == pytest.approx(
             merged[f"{column}_now"].astype(float).to_numpy(), rel=1e-9, abs=1e-12
         ), column
+
+
+def test_published_records_name_no_machine_path(published) -> None:
+    """Commands, task files and cache paths as another machine would read them (bench publish)."""
+    from bench.report.publish import compact
+
+    for record in published:
+        text = json.dumps(compact(record))
+        assert not re.search(r'"(/root|/home|/work|/tmp)/', text), record["id"]
+        assert compact(record) == {k: v for k, v in record.items() if k != "_path"}  # already published so
 
 
 def test_published_records_are_compact(published) -> None:

@@ -62,7 +62,7 @@ class Registry(Generic[T]):
         return self._entries[name]
 
     def by_name(self) -> dict[str, T]:
-        return {name: entry.obj for name, entry in self._entries.items()}
+        return {entry.name: entry.obj for entry in self}  # sorted by name, as iteration is
 
     def __iter__(self) -> Iterator[Registered[T]]:
         return iter(sorted(self._entries.values(), key=lambda e: e.name))

@@ -82,11 +82,15 @@ def layer_of(site: str) -> int:
 
 
 def portable_command(record: dict[str, Any]) -> str:
+    return " ".join(portable_argv(record))
+
+
+def portable_argv(record: dict[str, Any]) -> list[str]:
     """The bench command that made the record, as another machine would type it: the task by name,
     a harness-trained SAE as ``trained:<variant>``, and no output or data folders."""
     argv = list(record["provenance"].get("command") or [])[1:]
     if not argv:
-        return ""
+        return []
     shown, i = ["bench"], 0
     while i < len(argv):
         flag, _, inline = argv[i].partition("=")
@@ -102,4 +106,4 @@ def portable_command(record: dict[str, Any]) -> str:
         else:
             shown += argv[i : i + step]
         i += step
-    return " ".join(shown)
+    return shown
