@@ -15,6 +15,7 @@ from tabulate import tabulate
 
 from bench import __version__
 from bench.engine.collection import Item, select
+from bench.engine.ray_executor import ItemFailed, RayOptions
 from bench.engine.runner import DEFAULT_OUTPUT_DIR, CellResult, RunOptions
 from bench.engine.session import Session
 from bench.engine.taskspec import load_task, task_files
@@ -90,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-poor-sae", action="store_true", help="run an SAE that explains < 0.2 of its site's variance"
     )
     run.add_argument("-k", dest="keyword", help="select items by a pytest-style expression over their ids")
+    run.add_argument(
+        "--executor", default="local", choices=["local", "ray"], help="ray: items spread over Ray workers (extra)"
+    )
+    run.add_argument("--ray-address", help="join this Ray cluster ('auto', ray://host:10001); default: start one")
+    run.add_argument("--workers", type=_positive_int, default=2, help="Ray workers, each loading the model once")
+    run.add_argument("--num-cpus", type=float, default=1, help="CPUs each Ray worker reserves")
+    run.add_argument("--num-gpus", type=float, default=0, help="GPUs each Ray worker reserves (e.g. 1, or 0.5)")
     run.add_argument("--collect-only", action="store_true", help="list the items that would run, and stop")
 
     sub.add_parser("list", help="show every registered lens and task and where it comes from")
@@ -212,24 +220,35 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"collected {len(items)} items on {args.model}")
     start, started_at = time.perf_counter(), time.time()
     cells: list[tuple[Item, CellResult]] = []
+    failed: list[tuple[Item, ItemFailed]] = []
+    if args.executor == "ray":
+        ray = RayOptions(args.ray_address, args.workers, args.num_cpus, args.num_gpus)
+        results = session.run_on_ray(items, ray, collected)
+    else:
+        results = session.run(items, collected)
     try:
-        for item, cell in session.run(items, collected):
+        for item, cell in results:
+            if isinstance(cell, ItemFailed):
+                print(f"{item.id} FAILED  {cell.message}", file=sys.stderr, flush=True)
+                failed.append((item, cell))
+                continue
             print(_cell_line(item, cell), flush=True)
             cells.append((item, cell))
     except KeyboardInterrupt:
         print(f"\nbench: interrupted. {_kept(args.output_dir, started_at, len(cells))}", file=sys.stderr)
         return 130
-    print("\n" + _results_table(cells))
+    if cells:
+        print("\n" + _results_table(cells))
     outcomes = session.check(cells)
     for outcome in outcomes:
         print(f"{outcome.status.upper():8} {outcome.expectation}  [{outcome.subject}: {outcome.detail}]")
     done = sum(not c.skipped for _, c in cells)
     counts = {status: sum(o.status == status for o in outcomes) for status in ("passed", "failed", "skipped")}
-    summary = f"{done} computed, {len(cells) - done} cached"
+    summary = f"{done} computed, {len(cells) - done} cached" + (f", {len(failed)} FAILED" if failed else "")
     if outcomes:
         summary += ", expectations: " + ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     print(f"\n== {summary} in {time.perf_counter() - start:.1f}s -> {args.output_dir} ==")
-    return 1 if counts["failed"] else 0
+    return 1 if counts["failed"] or failed else 0
 
 
 def _kept(output_dir: Path, since: float, finished: int) -> str:

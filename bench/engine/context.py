@@ -26,3 +26,6 @@ class TaskContext:
     slot: RecordSlot  # done_items() to resume from, log_items() as work finishes
     progress: Callable[[str, int, int], object]  # (description, total, initial) -> a tqdm-like bar
     plugins: Plugins  # judges, erasure methods: a task never looks up the global registry
+    # Tasks skip computation whose result an edit cannot change (clean prefixes, blocks before the
+    # site). False runs every pass whole: the reference path, for tests and benchmarks of the fast one.
+    reuse_clean: bool = True

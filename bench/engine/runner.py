@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,7 +70,20 @@ def task_config(task: Task, options: RunOptions, layers: list[int]) -> TaskConfi
         raise BenchError(f"task {task.name}: the run's options are not valid for it: {problems}.") from None
 
 
-def run_item(plugins: Plugins, loaded: LoadedModel, item: Item, config: TaskConfig, options: RunOptions) -> CellResult:
+@dataclass
+class PreparedItem:
+    """An item with its lens built (SAEs loaded and checked, bases fitted) and its record's slot."""
+
+    item: Item
+    config: TaskConfig
+    lens: Lens
+    lens_source: str
+    slot: RecordSlot
+
+
+def prepare_item(
+    plugins: Plugins, loaded: LoadedModel, item: Item, config: TaskConfig, options: RunOptions
+) -> PreparedItem:
     lens_entry = plugins.lenses.entry(item.lens)
     lens = lens_entry.obj.build(loaded, item.site, options.lens_options)
     identity = {
@@ -88,49 +102,74 @@ def run_item(plugins: Plugins, loaded: LoadedModel, item: Item, config: TaskConf
             "config": config.model_dump(mode="json", exclude={"expect"}),
         },
     }
-    slot = RecordSlot(options.output_dir, identity)
+    return PreparedItem(item, config, lens, lens_entry.source, RecordSlot(options.output_dir, identity))
+
+
+def reusable(prepared: PreparedItem, options: RunOptions) -> CellResult | None:
+    """The item's finished record, unless --force (which removes it and its partial log) or there is none.
+    Call it holding the slot's lock."""
+    slot = prepared.slot
+    if options.force:
+        slot.path.unlink(missing_ok=True)
+        slot.log_path.unlink(missing_ok=True)
+    finished = slot.read_finished(prepared.item.task.type)
+    return None if finished is None else CellResult(prepared.item.site, slot.path, finished, skipped=True)
+
+
+def write_record(prepared: PreparedItem, record: dict[str, Any]) -> CellResult:
+    """Validate and write a computed record atomically (its partial log goes)."""
+    prepared.slot.finish(record, prepared.item.task.type)
+    return CellResult(prepared.item.site, prepared.slot.path, _read(prepared.slot.path), skipped=False)
+
+
+def run_item(plugins: Plugins, loaded: LoadedModel, item: Item, config: TaskConfig, options: RunOptions) -> CellResult:
+    prepared = prepare_item(plugins, loaded, item, config, options)
     # one computation per record at a time: a second identical run waits here, then reuses the record
-    with slot.locked(on_wait=lambda: print(f"{item.id}: another run is computing it; waiting", file=sys.stderr)):
-        if options.force:
-            slot.path.unlink(missing_ok=True)
-            slot.log_path.unlink(missing_ok=True)
-        finished = slot.read_finished(item.task.type)
-        if finished is not None:
-            return CellResult(item.site, slot.path, finished, skipped=True)
-        return _compute(plugins, loaded, item, config, options, lens, lens_entry.source, slot)
+    with prepared.slot.locked(on_wait=lambda: waiting(item)):
+        cached = reusable(prepared, options)
+        if cached is not None:
+            return cached
+        return write_record(prepared, compute_record(plugins, loaded, prepared, options))
 
 
-def _compute(
+def waiting(item: Item) -> None:
+    print(f"{item.id}: another run is computing it; waiting", file=sys.stderr)
+
+
+def _bar(item: Item) -> Callable[[str, int, int], object]:
+    return lambda desc, total, initial: tqdm(total=total, initial=initial, desc=f"{item.id} {desc}", unit="item")
+
+
+def compute_record(
     plugins: Plugins,
     loaded: LoadedModel,
-    item: Item,
-    config: TaskConfig,
+    prepared: PreparedItem,
     options: RunOptions,
-    lens: Lens,
-    lens_source: str,
-    slot: RecordSlot,
-) -> CellResult:
+    progress: Callable[[str, int, int], object] | None = None,
+) -> dict[str, Any]:
+    """Run the item's task (resuming from its slot's partial log) and return the record, unwritten."""
+    item, slot, lens = prepared.item, prepared.slot, prepared.lens
     resumed = len(slot.done_items())
     started, t0 = _now(), time.perf_counter()
     ctx = TaskContext(
         loaded=loaded,
         lens=lens,
-        config=config,
+        config=prepared.config,
         batch_size=options.batch_size,
         data_dir=options.data_dir,
         slot=slot,
-        progress=lambda desc, total, initial: tqdm(total=total, initial=initial, desc=f"{item.id} {desc}", unit="item"),
+        progress=progress or _bar(item),
         plugins=plugins,
     )
     outcome = item.task.type.run(ctx)
-    record = {
+    return {
         "item_id": item.id,
         **outcome,
         **({"lens_diagnostics": diagnostics} if (diagnostics := lens.diagnostics()) else {}),
         "provenance": {
             **environment(),
             "model": loaded.describe(),
-            "lens_source": lens_source,
+            "lens_source": prepared.lens_source,
             "task_file": str(item.task.path),
             "batch_size": options.batch_size,
             "resumed_items": resumed,
@@ -139,8 +178,6 @@ def _compute(
             "wall_time_s": round(time.perf_counter() - t0, 2),
         },
     }
-    slot.finish(record, item.task.type)
-    return CellResult(item.site, slot.path, _read(slot.path), skipped=False)
 
 
 def _read(path: Path) -> dict[str, Any]:

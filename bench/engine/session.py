@@ -11,8 +11,9 @@ from functools import cached_property
 
 from bench.engine.collection import Item, collect
 from bench.engine.expectations import Outcome, evaluate
+from bench.engine.ray_executor import ItemFailed, RayOptions, run_on_ray
 from bench.engine.runner import CellResult, RunOptions, run_item, task_config
-from bench.engine.taskspec import Task
+from bench.engine.taskspec import Task, TaskConfig
 from bench.model.loading import DEFAULT_MODEL, LoadedModel, layer_count, load_model
 from bench.plugin.registry import Plugins
 
@@ -45,14 +46,27 @@ class Session:
         site = self.plugins.lenses.get(lens).default_site.format(layer=layer)
         return Item(task, lens, layer, site)
 
-    def run(self, items: Sequence[Item], collected: Sequence[Item] | None = None) -> Iterator[tuple[Item, CellResult]]:
-        """Each item's record, computed or reused. A task's config names every layer collected for
-        it (``collected``, default: ``items``), whatever -k selected, so selection never changes a record."""
-        collected = items if collected is None else collected
+    def configs(self, items: Sequence[Item], collected: Sequence[Item]) -> list[tuple[Item, TaskConfig]]:
+        """Each item with its task's config for this run. A task's config names every layer collected
+        for it, whatever -k selected, so selection never changes a record."""
+        out = []
         for item in items:
             layers = sorted({other.layer for other in collected if other.task is item.task})
-            config = task_config(item.task, self.options, layers)
+            out.append((item, task_config(item.task, self.options, layers)))
+        return out
+
+    def run(self, items: Sequence[Item], collected: Sequence[Item] | None = None) -> Iterator[tuple[Item, CellResult]]:
+        """Each item's record, computed in this process or reused (``collected``: default ``items``)."""
+        for item, config in self.configs(items, items if collected is None else collected):
             yield item, run_item(self.plugins, self.loaded, item, config, self.options)
+
+    def run_on_ray(
+        self, items: Sequence[Item], ray_options: RayOptions, collected: Sequence[Item] | None = None
+    ) -> Iterator[tuple[Item, CellResult | ItemFailed]]:
+        """Each item's record, reused or computed on a Ray worker (in the order they finish), or its failure."""
+        configs = self.configs(items, items if collected is None else collected)
+        model = (self.model_id, self.device, self.dtype)
+        yield from run_on_ray(self.plugins, self.loaded, model, configs, self.options, ray_options)
 
     @staticmethod
     def check(results: Sequence[tuple[Item, CellResult]]) -> list[Outcome]:

@@ -19,7 +19,8 @@ import torch
 from bench.errors import BenchError
 from bench.model.lens import Lens, UnitEdit, lensed
 from bench.model.loading import LoadedModel
-from bench.model.scoring import Encoded, collate, score
+from bench.model.prefix import CleanPrefixes, collate_items
+from bench.model.scoring import Encoded, score
 
 METHODS = ("integrated_gradients", "gradient_x_activation", "activation")
 
@@ -40,10 +41,15 @@ def _scaling_edit(positions: torch.Tensor, alphas: torch.Tensor, out: dict[str, 
 
 
 def _rows_pass(
-    loaded: LoadedModel, lens: Lens, items: Sequence[Encoded], alphas: torch.Tensor, grad: bool
+    loaded: LoadedModel,
+    lens: Lens,
+    items: Sequence[Encoded],
+    alphas: torch.Tensor,
+    grad: bool,
+    prefixes: CleanPrefixes | None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Original units at the last prompt token, and d p(y|x) / d units there at the given scales."""
-    batch = collate(items, loaded.tokenizer.pad_token_id, loaded.device)
+    batch = collate_items(loaded, items, prefixes)
     out: dict[str, torch.Tensor] = {}
     with (
         torch.set_grad_enabled(grad),
@@ -64,8 +70,10 @@ def attribute(
     steps: int,
     batch_size: int,
     on_rows: Callable[[int], None] | None = None,
+    prefixes: CleanPrefixes | None = None,
 ) -> torch.Tensor:
-    """Attribution scores [len(items), n_units]."""
+    """Attribution scores [len(items), n_units]. With ``prefixes`` (holding every item's prompt), the
+    passes run only the last prompt token and the answer after the cached clean prefix."""
     if method not in METHODS:
         raise BenchError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}.")
     alphas = (
@@ -83,6 +91,7 @@ def attribute(
             [items[i] for i in index.tolist()],
             torch.tensor([a for _, a in chunk], device=loaded.device),
             grad=method != "activation",
+            prefixes=prefixes,
         )
         original[index] = values.cpu()  # every row of a fact carries the same original value
         if grads is not None:

@@ -95,14 +95,23 @@ def units_ablated_at(
 
 
 @contextmanager
-def random_edit(loaded: LoadedModel, site: str, norms: torch.Tensor, seeds: Sequence[int]) -> Iterator[None]:
+def random_edit(
+    loaded: LoadedModel, site: str, norms: torch.Tensor, seeds: Sequence[int], offsets: torch.Tensor | None = None
+) -> Iterator[None]:
     """Add to each row a random direction per position, scaled to ``norms`` [batch, pos] (0: no edit);
-    row b's directions come from seed ``seeds[b]``, so the control is reproducible row by row."""
+    row b's directions come from seed ``seeds[b]``, so the control is reproducible row by row.
+    ``offsets`` [batch]: the position of column 0 in the whole sequence (a batch after cached
+    prefixes), so a position gets the same direction whichever way it is run."""
+    starts = [0] * len(seeds) if offsets is None else offsets.tolist()
 
     def add_noise(h: torch.Tensor) -> torch.Tensor:
-        noise = torch.stack([torch.randn(h.shape[1:], generator=torch.Generator().manual_seed(s)) for s in seeds]).to(
-            h.device
-        )
+        length, width = h.shape[1:]
+        noise = torch.stack(
+            [
+                torch.randn(start + length, width, generator=torch.Generator().manual_seed(s))[start:]
+                for s, start in zip(seeds, starts, strict=True)
+            ]
+        ).to(h.device)
         noise = noise / noise.norm(dim=-1, keepdim=True).clamp_min(1e-12) * norms.to(h.device)[..., None]
         return h + noise.to(h.dtype)
 

@@ -7,12 +7,14 @@ every real token keeps its position.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
-from transformers import PreTrainedTokenizerBase
+from transformers import DynamicCache, PreTrainedTokenizerBase
 
 from bench.data.pararel import Fact
 from bench.errors import BenchError
@@ -47,6 +49,10 @@ class Batch:
     rows: torch.Tensor  # [N] for every answer token: its row,
     positions: torch.Tensor  # [N] the position whose logits predict it,
     targets: torch.Tensor  # [N] and the token id.
+    # A batch that continues cached clean prefixes (bench.model.prefix) also carries:
+    position_ids: torch.Tensor | None = None  # [B, T] each token's position in its whole sequence
+    past: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # the prefixes' keys and values per layer
+    offsets: torch.Tensor | None = None  # [B] position of column 0 in the whole sequence (None: 0)
 
 
 def collate(items: Sequence[Encoded], pad_id: int, device: torch.device) -> Batch:
@@ -70,6 +76,16 @@ def collate(items: Sequence[Encoded], pad_id: int, device: torch.device) -> Batc
     )
 
 
+def cache_argument(model: torch.nn.Module, past: list[tuple[torch.Tensor, torch.Tensor]] | None) -> dict[str, Any]:
+    """Forward keywords that continue cached keys and values. A fresh cache object per pass: the
+    model appends the pass's own keys to it. transformers renamed ``past_key_values`` to ``cache``
+    within 5.x; both sides of the rename are supported."""
+    if past is None:
+        return {}
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return {name: DynamicCache(ddp_cache_data=past, config=model.config)}
+
+
 @dataclass
 class Scores:
     log_prob: torch.Tensor  # [B] log p(y | x)
@@ -77,9 +93,20 @@ class Scores:
 
 
 def score(loaded: LoadedModel, batch: Batch) -> Scores:
-    """Forward the batch (under whatever hooks are active) and score each row's answer."""
-    logits = loaded.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    picked = logits[batch.rows, batch.positions].float()  # only the positions that predict answer tokens
+    """Forward the batch (under whatever hooks are active) and score each row's answer.
+
+    The LM head runs only at the positions that predict answer tokens (``logits_to_keep``): with a
+    49k vocabulary it would otherwise be a fifth of the pass and a [B, T, vocab] tensor."""
+    keep = torch.unique(batch.positions)  # sorted
+    logits = loaded.model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        use_cache=batch.past is not None,
+        logits_to_keep=keep,
+        **cache_argument(loaded.model, batch.past),
+    ).logits
+    picked = logits[batch.rows, torch.searchsorted(keep, batch.positions)].float()
     token_logp = picked.log_softmax(-1).gather(1, batch.targets[:, None]).squeeze(1)
     n_rows = batch.input_ids.shape[0]
     log_prob = torch.zeros(n_rows, device=token_logp.device).index_add(0, batch.rows, token_logp)
@@ -94,13 +121,15 @@ def score_items(
     loaded: LoadedModel, items: Sequence[Encoded], batch_size: int, progress: str | None = None
 ) -> list[tuple[float, bool]]:
     """(p(y|x), greedy correct) for every item on the model as it is now (edits and hooks included);
-    with `progress`, a bar of that name counts the batches."""
-    out: list[tuple[float, bool]] = []
+    with `progress`, a bar of that name counts the batches. Items are batched by length (less
+    padding) and returned in their order."""
+    order = sorted(range(len(items)), key=lambda i: len(items[i].prompt_ids) + len(items[i].answer_ids))
+    out: list[tuple[float, bool]] = [(0.0, False)] * len(items)
     starts = range(0, len(items), batch_size)
     with torch.no_grad():
         for start in tqdm(starts, desc=progress, unit="batch") if progress else starts:
-            scores = score(
-                loaded, collate(items[start : start + batch_size], loaded.tokenizer.pad_token_id, loaded.device)
-            )
-            out.extend(zip(scores.log_prob.exp().tolist(), scores.greedy_correct.tolist(), strict=True))
+            chunk = order[start : start + batch_size]
+            scores = score(loaded, collate([items[i] for i in chunk], loaded.tokenizer.pad_token_id, loaded.device))
+            for i, p, greedy in zip(chunk, scores.log_prob.exp().tolist(), scores.greedy_correct.tolist(), strict=True):
+                out[i] = (p, greedy)
     return out

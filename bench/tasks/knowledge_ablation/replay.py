@@ -72,5 +72,5 @@ def replayed_drops(
     for row, (i, _) in enumerate(pairs):
         masks[row, record_items(record)[i]["top_units"][:k]] = True
     where = record["task"]["config"]["ablation"]["positions"]
-    after = ablate(loaded, lens, [encoded[j] for _, j in pairs], masks, where, batch_size, None).prob
+    after = ablate(loaded, lens, [encoded[j] for _, j in pairs], masks, where, batch_size, None, None).prob
     return [drop(clean[j], float(p)) for (_, j), p in zip(pairs, after, strict=True)]

@@ -13,6 +13,11 @@ per fact and k:
   position but the first;
 - edit norm: ‖Δh‖/‖h‖ at the site over the edited positions.
 
+Nothing clean is computed twice (unless ``ctx.reuse_clean`` is off): with edits at the last prompt
+token, every pass runs only that token and the answer after the prompt's cached clean prefix
+(bench.model.prefix), and the KL passes of all selections run together from the site's block on
+(bench.model.clean_stream).
+
 Means carry a bootstrap SE clustered by relation (facts of one relation are not independent).
 """
 
@@ -32,10 +37,12 @@ from bench.engine.context import TaskContext
 from bench.engine.taskspec import TaskConfig
 from bench.errors import BenchError
 from bench.model.attribution import attribute
+from bench.model.clean_stream import CleanStream, first_edited_block
 from bench.model.interventions import Positions, batch_positions, position_mask, random_edit, units_ablated_at
 from bench.model.lens import Lens
 from bench.model.loading import LoadedModel
-from bench.model.scoring import Encoded, collate, encode, score, score_items
+from bench.model.prefix import CleanPrefixes, collate_items
+from bench.model.scoring import Encoded, encode, score, score_items
 from bench.model.text_kl import mean_kl, next_token_logprobs, wikitext_windows
 from bench.plugin.specs import TaskType
 from bench.stats import mean_se
@@ -122,35 +129,39 @@ def ablate(
     where: Positions,
     batch_size: int,
     random_seeds: Sequence[int] | None,
+    prefixes: CleanPrefixes | None,
 ) -> Ablated:
-    """Each row's masked units ablated at the positions; with seeds, also the matched random edit."""
+    """Each row's masked units ablated at the positions; with seeds, also the matched random edit.
+    With ``prefixes`` (positions 'last' only), each pass starts at the last prompt token."""
     probs, randoms, norms = [], [], []
     with torch.no_grad():
         for start in range(0, len(items), batch_size):
-            batch = collate(items[start : start + batch_size], loaded.tokenizer.pad_token_id, loaded.device)
+            batch = collate_items(loaded, items[start : start + batch_size], prefixes)
             with units_ablated_at(
                 loaded, lens, masks[start : start + batch_size], batch_positions(batch, where)
             ) as size:
                 probs.append(score(loaded, batch).log_prob.exp().cpu())
             norms.append(size.relative.cpu())
             if random_seeds is not None:
-                with random_edit(loaded, lens.site, size.delta_norm, random_seeds[start : start + batch_size]):
+                seeds = random_seeds[start : start + batch_size]
+                with random_edit(loaded, lens.site, size.delta_norm, seeds, batch.offsets):
                     randoms.append(score(loaded, batch).log_prob.exp().cpu())
     return Ablated(torch.cat(probs), torch.cat(randoms) if randoms else None, torch.cat(norms))
 
 
 class _Controls:
-    """What every chunk of facts shares: the unrelated-fact pool and the clean WikiText windows."""
+    """What every chunk of facts shares: the unrelated-fact pool, the clean prefixes of its prompts
+    (the target facts are in it) and the clean WikiText windows."""
 
     def __init__(self, ctx: TaskContext, config: KnowledgeAblationConfig, pool: list[Fact]):
         self.config = config
         self.pool = pool
+        encoded = encode(ctx.loaded.tokenizer, pool)
         self.pool_clean = {
-            fact.id: p
-            for fact, (p, _) in zip(
-                pool, score_items(ctx.loaded, encode(ctx.loaded.tokenizer, pool), ctx.batch_size), strict=True
-            )
+            fact.id: p for fact, (p, _) in zip(pool, score_items(ctx.loaded, encoded, ctx.batch_size), strict=True)
         }
+        reuse = ctx.reuse_clean and config.ablation.positions == "last"
+        self.prefixes = CleanPrefixes(ctx.loaded, encoded, ctx.batch_size) if reuse else None
         controls = config.controls
         self.windows = None
         if controls.kl_windows:
@@ -158,6 +169,8 @@ class _Controls:
                 ctx.data_dir, ctx.loaded.tokenizer, controls.kl_windows, controls.kl_window_tokens
             )
             self.clean_logprobs = next_token_logprobs(ctx.loaded, self.windows)
+            first = first_edited_block((ctx.lens.site, *ctx.lens.reads)) if ctx.reuse_clean else 0
+            self.stream = CleanStream(ctx.loaded, self.windows, first)
 
     def unrelated(self, fact: Fact) -> list[Fact]:
         others = [f for f in self.pool if f.relation != fact.relation]
@@ -169,27 +182,33 @@ class _Controls:
         rng = random.Random(_seed(self.config.seed, fact.id))
         return rng.sample(others, min(self.config.controls.unrelated, len(others)))
 
-    def kl(self, ctx: TaskContext, units: torch.Tensor) -> float:
-        """KL on the windows with `units` [n_units] ablated at every position (but the first, unless 'all')."""
+    def kl(self, ctx: TaskContext, selections: torch.Tensor) -> list[float]:
+        """KL on the windows for each selection of units [n_selections, n_units], ablated at every
+        position (but the first, unless 'all'); one pass for every selection."""
         assert self.windows is not None
-        n = len(self.windows)
+        n, times = len(self.windows), len(selections)
+        windows = self.windows.repeat(times, 1)  # selection-major rows
         where = "all" if self.config.ablation.positions == "all" else "all_but_first"
-        mask = position_mask(self.windows, torch.ones_like(self.windows), None, where)
-        with units_ablated_at(ctx.loaded, ctx.lens, units[None].expand(n, -1), mask):
-            edited = next_token_logprobs(ctx.loaded, self.windows)
-        return mean_kl(self.clean_logprobs, edited)
+        mask = position_mask(windows, torch.ones_like(windows), None, where)
+        with (
+            self.stream.skipping(times),
+            units_ablated_at(ctx.loaded, ctx.lens, selections.repeat_interleave(n, 0), mask),
+        ):
+            edited = next_token_logprobs(ctx.loaded, windows)
+        return [mean_kl(self.clean_logprobs, edited[i * n : (i + 1) * n]) for i in range(times)]
 
 
 def _process(
     ctx: TaskContext, config: KnowledgeAblationConfig, facts: Sequence[Fact], controls: _Controls
 ) -> list[dict[str, Any]]:
-    loaded, lens = ctx.loaded, ctx.lens
+    loaded, lens, prefixes = ctx.loaded, ctx.lens, controls.prefixes
     items = encode(loaded.tokenizer, facts)
     # P is rescored here rather than read from the known-facts cache, which may have been filled on
     # another device or batch size: P and P' then differ by the ablation only (one pass per chunk)
     with torch.no_grad():
-        clean = score(loaded, collate(items, loaded.tokenizer.pad_token_id, loaded.device)).log_prob.exp().cpu()
-    scores = attribute(loaded, lens, items, config.attribution.method, config.attribution.ig_steps, ctx.batch_size)
+        clean = score(loaded, collate_items(loaded, items, prefixes)).log_prob.exp().cpu()
+    attribution = config.attribution
+    scores = attribute(loaded, lens, items, attribution.method, attribution.ig_steps, ctx.batch_size, prefixes=prefixes)
     selections = _selections(scores, config.selection)
     names = list(selections)
     where = config.ablation.positions
@@ -204,6 +223,7 @@ def _process(
         where,
         ctx.batch_size,
         seeds if config.controls.random_edit else None,
+        prefixes,
     )
     # The same ablations on unrelated facts: one row per (fact, selection, unrelated fact).
     unrelated = [controls.unrelated(fact) for fact in facts]
@@ -216,6 +236,7 @@ def _process(
         where,
         ctx.batch_size,
         None,
+        prefixes,
     )
     unrelated_drop = torch.zeros(len(facts), len(names))
     for (i, j, u), p in zip(rows_unrelated, other.prob.tolist(), strict=True):
@@ -223,6 +244,11 @@ def _process(
     top = scores.topk(max(config.selection.k), dim=1)
     rows = []
     for i, fact in enumerate(facts):
+        kl = (
+            controls.kl(ctx, torch.stack([selections[name][i] for name in names]))
+            if controls.windows is not None
+            else None
+        )
         p = float(clean[i])
         row: dict[str, Any] = {
             "id": fact.id,
@@ -245,8 +271,8 @@ def _process(
             row["edit_norm"][name] = float(target.edit_norm[r])
             if target.random_prob is not None:
                 row["delta_prob_random"][name] = drop(p, float(target.random_prob[r]))
-            if controls.windows is not None:
-                row["kl"][name] = controls.kl(ctx, selections[name][i])
+            if kl is not None:
+                row["kl"][name] = kl[j]
         rows.append(row)
     return rows
 
