@@ -223,7 +223,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     failed: list[tuple[Item, ItemFailed]] = []
     if args.executor == "ray":
         ray = RayOptions(args.ray_address, args.workers, args.num_cpus, args.num_gpus)
-        results = session.run_on_ray(items, ray, collected)
+        results = session.run_on_ray(session.configs(items, collected), ray)
     else:
         results = session.run(items, collected)
     try:

@@ -30,6 +30,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-limit", type=int, default=None, help="items (facts) per task run")
     group.addoption("--bench-data-dir", default=None, help="data directory (default: as `bench run`)")
     group.addoption("--bench-output-dir", default=None, help="where records go (default: a session temp dir)")
+    group.addoption(
+        "--bench-executor", default="local", choices=["local", "ray"], help="ray: task items computed on Ray workers"
+    )
+    group.addoption("--bench-workers", type=int, default=2, help="Ray workers (--bench-executor ray)")
     parser.addini("bench_collect_tasks", "collect task YAML files as test items", type="bool", default=False)
 
 
@@ -91,13 +95,21 @@ class TaskItem(pytest.Item):
 
     def runtest(self) -> None:
         session = _session(self.config)
-        results = list(session.run([self.bench_item], self.collected))
+        if self.config.getoption("--bench-executor") == "ray":
+            cell = _ray_results(self)[id(self.bench_item)]
+            if not hasattr(cell, "record"):  # an ItemFailed
+                raise ItemFailedOnWorker(cell.message)
+            results = [(self.bench_item, cell)]
+        else:
+            results = list(session.run([self.bench_item], self.collected))
         self.user_properties.append(("record", str(results[0][1].path)))
         failed = [o for o in session.check(results) if o.status == "failed"]
         if failed:
             raise ExpectationFailed(failed)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ItemFailedOnWorker):
+            return f"failed on a Ray worker: {excinfo.value}"
         if isinstance(excinfo.value, ExpectationFailed):
             return "\n".join(
                 f"expectation failed: {o.expectation} [{o.subject}: {o.detail}]" for o in excinfo.value.args[0]
@@ -110,6 +122,25 @@ class TaskItem(pytest.Item):
 
 class ExpectationFailed(Exception):
     """A task's expectation did not hold for this item."""
+
+
+class ItemFailedOnWorker(Exception):
+    """The item's computation failed on its Ray worker."""
+
+
+def _ray_results(item: TaskItem) -> dict[int, Any]:
+    """Every task item of this pytest session computed at once on Ray (on the first item's call),
+    keyed by the id of its bench item; each test item then reads its own."""
+    config = item.config
+    if not hasattr(config, "_bench_ray_results"):
+        from bench.engine.ray_executor import RayOptions
+
+        session = _session(config)
+        task_items = [i for i in item.session.items if isinstance(i, TaskItem)]
+        configs = [pair for i in task_items for pair in session.configs([i.bench_item], i.collected)]
+        ray_options = RayOptions(workers=config.getoption("--bench-workers"))
+        config._bench_ray_results = {id(it): cell for it, cell in session.run_on_ray(configs, ray_options)}  # type: ignore[attr-defined]
+    return config._bench_ray_results  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")

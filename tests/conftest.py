@@ -13,7 +13,7 @@ import torch
 from bench.model.loading import LoadedModel, load_model
 from bench.paths import ALLOW_POOR_SAE_ENV
 from bench.plugin.registry import plugins
-from tests.tiny import ARCH_CONFIGS, save_tiny_model, write_corpora, write_pararel
+from tests.tiny import ARCH_CONFIGS, install_fake_distribution, save_tiny_model, write_corpora, write_pararel
 
 pytest_plugins = ["pytester"]
 
@@ -108,3 +108,63 @@ def planted_llama(tiny_llama: LoadedModel) -> LoadedModel:
         embedding[:, 0] = 0.0
         embedding[paris, 0] = 10.0
     return tiny_llama
+
+
+# Two lenses that go wrong on the worker only (the driver builds lenses but never encodes):
+# `dying` kills its worker's process the first time it runs (a marker file remembers), `failing`
+# raises the error a lens raises on bad input.
+FAULTY = """
+import os
+from pathlib import Path
+from bench import hookimpl
+from bench.errors import BenchError
+from bench.model.lens import Lens
+from bench.plugin.specs import LensSpec
+
+
+class Dims(Lens):
+    def __init__(self, loaded, site, fault):
+        self.site, self.fault, self.d = site, fault, loaded.model.config.hidden_size
+
+    @property
+    def n_units(self):
+        return self.d
+
+    def encode(self, acts):
+        if self.fault == "failing":
+            raise BenchError("the failing lens has nothing to encode")
+        marker = Path(os.environ["DYING_MARKER"])
+        if not marker.exists():
+            marker.touch()
+            os._exit(1)
+        return acts[self.site]
+
+    def patch(self, acts, units, new_units):
+        return new_units
+
+
+@hookimpl
+def bench_lenses():
+    return [
+        LensSpec(fault, "goes wrong on workers", "blocks.{layer}.hook_resid_post",
+                 lambda loaded, site, options, fault=fault: Dims(loaded, site, fault))
+        for fault in ("dying", "failing")
+    ]
+"""
+
+
+@pytest.fixture(scope="session")
+def local_ray(tmp_path_factory: pytest.TempPathFactory):
+    """A local Ray of 2 CPUs whose workers can import the faulty lenses' distribution, started once
+    per test session (Ray does not restart cleanly in one process once the environment fixture has
+    put os.environ back)."""
+    ray = pytest.importorskip("ray", reason="the Ray executor is an optional extra")
+    site = tmp_path_factory.mktemp("site-packages")
+    install_fake_distribution(site, "faulty-lenses", "0.1", "faulty_lenses", FAULTY)
+    marker = tmp_path_factory.mktemp("marker") / "died-once"
+    env = {"PYTHONPATH": str(site), "DYING_MARKER": str(marker)}
+    ray.init(
+        num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False, runtime_env={"env_vars": env}
+    )
+    yield site, marker
+    ray.shutdown()

@@ -11,6 +11,7 @@ from bench.cli import main
 from bench.errors import BenchError
 from bench.plugin.registry import plugins
 from tests.conftest import run_cli
+from tests.tiny import install_fake_distribution
 
 PLUGIN = '''
 """A third-party lens: residual-stream dimensions after a block (a lens with no MLP in sight)."""
@@ -42,20 +43,10 @@ def bench_lenses():
 '''
 
 
-def install_fake_distribution(site: Path, dist_name: str, version: str, module: str, source: str = PLUGIN) -> None:
-    """Lay out what `pip install` leaves: the module and a dist-info whose entry point names it."""
-    (site / module).mkdir(parents=True)
-    (site / module / "__init__.py").write_text(source)
-    dist = site / f"{module}-{version}.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n")
-    (dist / "entry_points.txt").write_text(f"[lens_bench]\n{module} = {module}\n")
-
-
 @pytest.fixture
 def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Simulate `pip install acme-lenses`, a separate distribution registering a lens."""
-    install_fake_distribution(tmp_path / "site-packages", "acme-lenses", "1.2.3", "acme_lenses")
+    install_fake_distribution(tmp_path / "site-packages", "acme-lenses", "1.2.3", "acme_lenses", PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path / "site-packages"))
     plugins.cache_clear()
 
@@ -92,7 +83,7 @@ def test_plugin_allow_list_keeps_runs_hermetic(installed_plugin, monkeypatch) ->
 
 
 def test_duplicate_lens_names_are_an_error(installed_plugin, tmp_path, monkeypatch) -> None:
-    install_fake_distribution(tmp_path / "site2", "copycat", "0.1", "copycat")
+    install_fake_distribution(tmp_path / "site2", "copycat", "0.1", "copycat", PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path / "site2"))
     plugins.cache_clear()
     with pytest.raises(BenchError, match="registered twice"):

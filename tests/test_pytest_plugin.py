@@ -79,3 +79,21 @@ def test_fixtures_for_users_own_tests(pytester, bench_args) -> None:
     """
     )
     pytester.runpytest_inprocess("test_mine.py", *bench_args).assert_outcomes(passed=3)
+
+
+def test_task_items_can_run_on_ray(local_ray, pytester, bench_args) -> None:
+    write_task(pytester, "delta_prob@1 >= 0")
+    out = pytester.path / "records"
+    ray_args = (
+        "--bench-executor",
+        "ray",
+        "--bench-workers",
+        "2",
+        "--bench-layers",
+        "0,1",
+        "--bench-output-dir",
+        str(out),
+    )
+    result = pytester.runpytest_inprocess("tasks/", "--bench-tasks", *ray_args, *bench_args)
+    result.assert_outcomes(passed=2)
+    assert len(list(out.rglob("*.json"))) == 2 and not list(out.rglob("*.partial.jsonl"))

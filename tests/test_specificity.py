@@ -13,7 +13,7 @@ from bench.plugin.registry import plugins
 from bench.report.leaderboard import frame
 from tests import tiny
 from tests.conftest import run_cli
-from tests.test_plugins import install_fake_distribution
+from tests.tiny import install_fake_distribution
 
 WRECKER = '''
 """A lens built to wreck: every unit is the same random 90 % of the residual stream's

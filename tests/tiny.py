@@ -135,6 +135,16 @@ def taught_model(model_dir: Path, data_dir: Path) -> Path:
     return Path(injected.report["path"])
 
 
+def install_fake_distribution(site: Path, dist_name: str, version: str, module: str, source: str) -> None:
+    """Lay out what `pip install` leaves: the module and a dist-info whose entry point names it."""
+    (site / module).mkdir(parents=True)
+    (site / module / "__init__.py").write_text(source)
+    dist = site / f"{module}-{version}.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n")
+    (dist / "entry_points.txt").write_text(f"[lens_bench]\n{module} = {module}\n")
+
+
 def main(out: Path) -> None:
     """OUT/data (ParaRel, WikiText, UD) and OUT/model, a tiny Llama that knows the ParaRel facts."""
     data = write_corpora(write_pararel(out / "data", every_relation=True))

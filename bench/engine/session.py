@@ -61,10 +61,10 @@ class Session:
             yield item, run_item(self.plugins, self.loaded, item, config, self.options)
 
     def run_on_ray(
-        self, items: Sequence[Item], ray_options: RayOptions, collected: Sequence[Item] | None = None
+        self, configs: Sequence[tuple[Item, TaskConfig]], ray_options: RayOptions
     ) -> Iterator[tuple[Item, CellResult | ItemFailed]]:
-        """Each item's record, reused or computed on a Ray worker (in the order they finish), or its failure."""
-        configs = self.configs(items, items if collected is None else collected)
+        """Each item's record (items with their configs: ``configs()``), reused or computed on a Ray
+        worker, in the order they finish; or its failure."""
         model = (self.model_id, self.device, self.dtype)
         yield from run_on_ray(self.plugins, self.loaded, model, configs, self.options, ray_options)
 

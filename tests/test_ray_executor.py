@@ -1,0 +1,77 @@
+"""`bench run --executor ray`: items computed on a local Ray of 2 workers give the records of the
+in-process executor; a failed item is reported while the others finish; a worker killed
+mid-item leaves nothing behind in the output folder, and the rerun computes the item."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.plugin.registry import plugins
+
+pytest.importorskip("ray", reason="the Ray executor is an optional extra: pip install 'lens-bench[ray]'")
+
+TASK = """\
+type: knowledge_ablation
+description: ΔProb on the miniature ParaRel, over Ray
+data: {relations: [P17, P19], tuples_per_relation: 10}
+filter: {greedy_correct: false, min_prob: null}
+attribution: {method: integrated_gradients, ig_steps: 3}
+selection: {k: [1, 3]}
+controls: {unrelated: 3, kl_windows: 2, kl_window_tokens: 12}
+layers: [1, 2]
+bootstrap: {resamples: 50}
+seed: 0
+"""
+
+
+def _run(model: Path, task: Path, data: Path, out: Path, units: str, *extra: str) -> int:
+    argv = ["run", "--model", str(model), "--units", units, "--task", str(task), "--data-dir", str(data)]
+    return main([*argv, "--output-dir", str(out), *extra])
+
+
+def _records(folder: Path) -> dict[str, dict]:
+    return {path.name: json.loads(path.read_text()) for path in folder.rglob("*.json")}
+
+
+def test_ray_records_equal_local_records(local_ray, tiny_model_dirs, corpus_dir, tmp_path) -> None:
+    task = tmp_path / "task.yaml"
+    task.write_text(TASK)
+    model = tiny_model_dirs["llama"]
+    assert _run(model, task, corpus_dir, tmp_path / "local", "mlp_neurons,pca") == 0
+    ray_argv = ("--executor", "ray", "--workers", "2")
+    assert _run(model, task, corpus_dir, tmp_path / "ray", "mlp_neurons,pca", *ray_argv) == 0
+    local, on_ray = _records(tmp_path / "local"), _records(tmp_path / "ray")
+    assert len(local) == 4 and sorted(local) == sorted(on_ray)  # 2 lenses x 2 layers, the same record ids
+    for name, record in local.items():
+        assert on_ray[name]["metrics"] == record["metrics"] and on_ray[name]["items"] == record["items"]
+    assert not list((tmp_path / "ray").rglob("*.partial.jsonl"))
+
+
+def test_failures_on_workers_are_reported_and_a_killed_item_is_rerun(
+    local_ray, tiny_model_dirs, corpus_dir, tmp_path, monkeypatch, capsys
+) -> None:
+    site, marker = local_ray
+    monkeypatch.syspath_prepend(str(site))  # the driver builds the faulty lenses too
+    plugins.cache_clear()
+    task = tmp_path / "task.yaml"
+    task.write_text(TASK.replace("layers: [1, 2]", "layers: [1]"))
+    model, out = tiny_model_dirs["llama"], tmp_path / "out"
+    argv = ("--executor", "ray", "--workers", "2")
+    assert _run(model, task, corpus_dir, out, "mlp_neurons,dying,failing", *argv) == 1
+    err = capsys.readouterr().err
+    assert "task[failing-blocks.1.hook_resid_post] FAILED  the failing lens has nothing to encode" in err
+    assert "task[dying-blocks.1.hook_resid_post] FAILED  the worker died" in err
+    assert marker.exists()  # the dying lens did kill its worker
+    # nothing of either failed item in the output folder; the healthy item finished beside them
+    assert [path.parent.name for path in out.rglob("*.json")] == ["mlp_neurons"]
+    assert not list(out.rglob("*.partial.jsonl"))
+    # the rerun reuses the finished record and computes the killed item on a restarted worker
+    assert _run(model, task, corpus_dir, out, "mlp_neurons,dying", *argv) == 0
+    printed = capsys.readouterr().out
+    assert "task[mlp_neurons-blocks.1.mlp.hook_post] CACHED" in printed
+    assert "task[dying-blocks.1.hook_resid_post] DONE" in printed
+    assert sorted(path.parent.name for path in out.rglob("*.json")) == ["dying", "mlp_neurons"]
