@@ -89,7 +89,14 @@ def main() -> None:
 
     def timed(reuse: bool) -> tuple[float, float, dict[str, Any]]:
         with tempfile.TemporaryDirectory() as out:
-            slot = RecordSlot(Path(out), {"task": {"name": "speed"}, "model": {"id": args.model}, "lens": {}})
+            slot = RecordSlot(
+                Path(out),
+                {
+                    "task": {"name": "speed"},
+                    "model": {"id": args.model},
+                    "lens": {"name": args.units, "site": lens.site},
+                },
+            )
             ctx = TaskContext(
                 loaded,
                 lens,

@@ -8,8 +8,9 @@ record and writes it atomically, so workers never write into the output folder. 
 reported and the others finish; a worker that dies mid-item leaves nothing behind, and the
 rerun computes the item again.
 
-Caches (the known-fact screen, fitted bases) are files under $LENS_BENCH_CACHE, locked per file:
-workers on one machine wait for one computation. Point it at a shared filesystem on a cluster.
+Caches are files under $LENS_BENCH_CACHE: what lenses fit is in it before any worker starts, and
+the known-fact screen (which runs inside a task) is computed by one worker while the others wait
+on its file lock. On a cluster, point $LENS_BENCH_CACHE at a shared filesystem.
 """
 
 from __future__ import annotations
