@@ -19,7 +19,7 @@ import torch
 from bench.errors import BenchError
 from bench.model.lens import Lens, UnitEdit, lensed
 from bench.model.loading import LoadedModel
-from bench.model.prefix import CleanPrefixes, collate_items
+from bench.model.prefix import CleanPrefixes, collate_items, rows_per_pass
 from bench.model.scoring import Encoded, score
 
 METHODS = ("integrated_gradients", "gradient_x_activation", "activation")
@@ -82,8 +82,9 @@ def attribute(
     plan = [(i, alpha) for i in range(len(items)) for alpha in alphas.tolist()]  # fact-major rows
     original = torch.zeros(len(items), lens.n_units)
     grad_sum = torch.zeros(len(items), lens.n_units)
-    for start in range(0, len(plan), batch_size):
-        chunk = plan[start : start + batch_size]
+    step = rows_per_pass(batch_size, prefixes)
+    for start in range(0, len(plan), step):
+        chunk = plan[start : start + step]
         index = torch.tensor([i for i, _ in chunk])
         values, grads = _rows_pass(
             loaded,

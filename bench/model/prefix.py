@@ -26,6 +26,10 @@ class CleanPrefixes:
 
     def __init__(self, loaded: LoadedModel, items: Sequence[Encoded], batch_size: int):
         prefixes = sorted({item.prompt_ids[:-1] for item in items})
+        # a row after its cached prefix is a few tokens where a whole one is a dozen: a pass may take
+        # that many more rows for the same number of tokens (and about the same memory)
+        whole = sum(len(i.prompt_ids) + len(i.answer_ids) - 1 for i in items)
+        self.rows_factor = max(1, whole // max(1, sum(len(i.answer_ids) for i in items)))
         self.index = {prefix: i for i, prefix in enumerate(prefixes)}
         self.lengths = torch.tensor([len(p) for p in prefixes])
         width = int(self.lengths.max()) if prefixes else 0
@@ -56,6 +60,10 @@ class CleanPrefixes:
             (torch.cat([c[i][0] for c in chunks]), torch.cat([c[i][1] for c in chunks])) for i in range(len(chunks[0]))
         ]
 
+    def rows_per_pass(self, batch_size: int) -> int:
+        """Rows of a pass after cached prefixes holding as many tokens as ``batch_size`` whole sequences."""
+        return batch_size * self.rows_factor
+
     def collate(self, loaded: LoadedModel, items: Sequence[Encoded]) -> Batch:
         """A batch of the items' last prompt token and answer tokens, after their cached clean prefixes."""
         rows = torch.tensor([self.index[item.prompt_ids[:-1]] for item in items])
@@ -85,6 +93,10 @@ class CleanPrefixes:
             past=past,
             offsets=offsets.to(device),
         )
+
+
+def rows_per_pass(batch_size: int, prefixes: CleanPrefixes | None) -> int:
+    return batch_size if prefixes is None else prefixes.rows_per_pass(batch_size)
 
 
 def collate_items(loaded: LoadedModel, items: Sequence[Encoded], prefixes: CleanPrefixes | None) -> Batch:

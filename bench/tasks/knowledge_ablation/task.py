@@ -41,9 +41,9 @@ from bench.model.clean_stream import CleanStream, first_edited_block
 from bench.model.interventions import Positions, batch_positions, position_mask, random_edit, units_ablated_at
 from bench.model.lens import Lens
 from bench.model.loading import LoadedModel
-from bench.model.prefix import CleanPrefixes, collate_items
-from bench.model.scoring import Encoded, encode, score, score_items
-from bench.model.text_kl import mean_kl, next_token_logprobs, wikitext_windows
+from bench.model.prefix import CleanPrefixes, collate_items, rows_per_pass
+from bench.model.scoring import Encoded, encode, score
+from bench.model.text_kl import CleanDistribution, next_token_logits, wikitext_windows
 from bench.plugin.specs import TaskType
 from bench.stats import mean_se
 from bench.tasks.facts import (
@@ -134,19 +134,32 @@ def ablate(
     """Each row's masked units ablated at the positions; with seeds, also the matched random edit.
     With ``prefixes`` (positions 'last' only), each pass starts at the last prompt token."""
     probs, randoms, norms = [], [], []
+    step = rows_per_pass(batch_size, prefixes)
     with torch.no_grad():
-        for start in range(0, len(items), batch_size):
-            batch = collate_items(loaded, items[start : start + batch_size], prefixes)
-            with units_ablated_at(
-                loaded, lens, masks[start : start + batch_size], batch_positions(batch, where)
-            ) as size:
+        for start in range(0, len(items), step):
+            batch = collate_items(loaded, items[start : start + step], prefixes)
+            with units_ablated_at(loaded, lens, masks[start : start + step], batch_positions(batch, where)) as size:
                 probs.append(score(loaded, batch).log_prob.exp().cpu())
             norms.append(size.relative.cpu())
             if random_seeds is not None:
-                seeds = random_seeds[start : start + batch_size]
+                seeds = random_seeds[start : start + step]
                 with random_edit(loaded, lens.site, size.delta_norm, seeds, batch.offsets):
                     randoms.append(score(loaded, batch).log_prob.exp().cpu())
     return Ablated(torch.cat(probs), torch.cat(randoms) if randoms else None, torch.cat(norms))
+
+
+def clean_probs(
+    loaded: LoadedModel, items: Sequence[Encoded], batch_size: int, prefixes: CleanPrefixes | None
+) -> torch.Tensor:
+    """[len(items)] p(y|x) without any edit."""
+    step = rows_per_pass(batch_size, prefixes)
+    with torch.no_grad():
+        return torch.cat(
+            [
+                score(loaded, collate_items(loaded, items[start : start + step], prefixes)).log_prob.exp().cpu()
+                for start in range(0, len(items), step)
+            ]
+        )
 
 
 class _Controls:
@@ -157,18 +170,17 @@ class _Controls:
         self.config = config
         self.pool = pool
         encoded = encode(ctx.loaded.tokenizer, pool)
-        self.pool_clean = {
-            fact.id: p for fact, (p, _) in zip(pool, score_items(ctx.loaded, encoded, ctx.batch_size), strict=True)
-        }
         reuse = ctx.reuse_clean and config.ablation.positions == "last"
         self.prefixes = CleanPrefixes(ctx.loaded, encoded, ctx.batch_size) if reuse else None
+        clean = clean_probs(ctx.loaded, encoded, ctx.batch_size, self.prefixes).tolist()
+        self.pool_clean = {fact.id: p for fact, p in zip(pool, clean, strict=True)}
         controls = config.controls
         self.windows = None
         if controls.kl_windows:
             self.windows = wikitext_windows(
                 ctx.data_dir, ctx.loaded.tokenizer, controls.kl_windows, controls.kl_window_tokens
             )
-            self.clean_logprobs = next_token_logprobs(ctx.loaded, self.windows)
+            self.clean = CleanDistribution(next_token_logits(ctx.loaded, self.windows))
             first = first_edited_block((ctx.lens.site, *ctx.lens.reads)) if ctx.reuse_clean else 0
             self.stream = CleanStream(ctx.loaded, self.windows, first)
 
@@ -194,8 +206,8 @@ class _Controls:
             self.stream.skipping(times),
             units_ablated_at(ctx.loaded, ctx.lens, selections.repeat_interleave(n, 0), mask),
         ):
-            edited = next_token_logprobs(ctx.loaded, windows)
-        return [mean_kl(self.clean_logprobs, edited[i * n : (i + 1) * n]) for i in range(times)]
+            edited = next_token_logits(ctx.loaded, windows)
+        return [self.clean.mean_kl(edited[i * n : (i + 1) * n]) for i in range(times)]
 
 
 def _process(
@@ -204,9 +216,8 @@ def _process(
     loaded, lens, prefixes = ctx.loaded, ctx.lens, controls.prefixes
     items = encode(loaded.tokenizer, facts)
     # P is rescored here rather than read from the known-facts cache, which may have been filled on
-    # another device or batch size: P and P' then differ by the ablation only (one pass per chunk)
-    with torch.no_grad():
-        clean = score(loaded, collate_items(loaded, items, prefixes)).log_prob.exp().cpu()
+    # another device or batch size: P and P' then differ by the ablation only
+    clean = clean_probs(loaded, items, ctx.batch_size, prefixes)
     attribution = config.attribution
     scores = attribute(loaded, lens, items, attribution.method, attribution.ig_steps, ctx.batch_size, prefixes=prefixes)
     selections = _selections(scores, config.selection)
