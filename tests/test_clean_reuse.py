@@ -26,6 +26,7 @@ from bench.model.loading import LoadedModel, load_model
 from bench.model.prefix import CleanPrefixes
 from bench.model.scoring import collate, encode, score
 from bench.model.sites import neuron_input_weights
+from bench.model.text_kl import CleanDistribution
 from bench.plugin.registry import plugins
 from bench.tasks.knowledge_ablation.task import KnowledgeAblationConfig, run
 from tests.tiny import ARCH_CONFIGS
@@ -136,3 +137,15 @@ def test_a_clean_stream_restores_the_blocks_it_skipped(tiny_model_dirs) -> None:
     torch.testing.assert_close(skipped, clean.repeat(3, 1, 1), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(after, clean)
     assert all("forward" not in block.__dict__ for block in loaded.model.transformer.h)
+
+
+def test_kl_control_is_exact_on_a_large_vocabulary() -> None:
+    """The KL of a small edit over a 49k vocabulary, in float32, against float64."""
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.randn(2, 8, 49152, generator=generator) * 4
+    edited = clean + torch.randn(clean.shape, generator=generator) * 0.01
+    exact = float(
+        (clean.double().softmax(-1) * (clean.double().log_softmax(-1) - edited.double().log_softmax(-1))).sum(-1).mean()
+    )
+    assert CleanDistribution(clean).mean_kl(edited) == pytest.approx(exact, rel=1e-2)
+    assert CleanDistribution(clean).mean_kl(clean) == 0

@@ -30,17 +30,15 @@ def next_token_logits(loaded: LoadedModel, windows: torch.Tensor) -> torch.Tenso
 
 
 class CleanDistribution:
-    """The clean next-token distributions p of some windows, kept so that each edited pass costs
-    one sweep over the vocabulary: KL(p ‖ q) = Σ p log p − Σ p z + logsumexp(z), z the edited logits."""
+    """The clean next-token log-probabilities of some windows and their probabilities, kept for the
+    KL of every edited pass. The KL is summed term by term, Σ p (log p − log q): the shortcut
+    Σ p log p − Σ p z + logsumexp(z) cancels catastrophically in float32 over a 49k vocabulary
+    (per-token errors of 7e-4 nats on the default model, against a KL of 3e-5)."""
 
     def __init__(self, logits: torch.Tensor):
-        logp = logits.log_softmax(-1)
-        self.probs = logp.exp()
-        self.neg_entropy = (self.probs * logp).sum(-1)  # [n, length]
+        self.logp = logits.log_softmax(-1)
+        self.probs = self.logp.exp()
 
     def mean_kl(self, logits: torch.Tensor) -> float:
-        """KL(clean ‖ edited) per token, averaged over every position (nats); ``logits`` [n, length, vocab].
-        Each token's value is exact to float32 rounding of its terms (~1e-7 nats), so it is clamped
-        at 0, where a KL lies."""
-        cross = (self.probs * logits).sum(-1)
-        return float((self.neg_entropy - cross + logits.logsumexp(-1)).clamp_min(0).mean())
+        """KL(clean ‖ edited) per token, averaged over every position (nats); ``logits`` [n, length, vocab]."""
+        return float((self.probs * (self.logp - logits.log_softmax(-1))).sum(-1).mean())
