@@ -106,7 +106,7 @@ def _the_record(out: Path) -> dict:
 def slow_task(tmp_path: Path) -> Path:
     """The tiny task made slow enough (many IG steps, one fact per batch) to be killed mid-run."""
     path = tmp_path / "slow.yaml"
-    path.write_text(TINY_TASK.replace("ig_steps: 4", "ig_steps: 64"))
+    path.write_text(TINY_TASK.replace("ig_steps: 4", "ig_steps: 256"))
     return path
 
 
