@@ -15,7 +15,7 @@ from tabulate import tabulate
 
 from bench import __version__
 from bench.engine.collection import Item, select
-from bench.engine.ray_executor import ItemFailed, RayOptions
+from bench.engine.ray_executor import ItemFailed, RayOptions, require_ray
 from bench.engine.runner import DEFAULT_OUTPUT_DIR, CellResult, RunOptions
 from bench.engine.session import Session
 from bench.engine.taskspec import load_task, task_files
@@ -193,6 +193,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for lens in lenses:
         registry.lenses.entry(lens)  # unknown lens: fail before loading the model
     check_device(args.device)
+    if args.executor == "ray":
+        require_ray()  # before the model loads
     if args.allow_poor_sae:  # read by the SAE lenses' quality gate, like the data dir
         os.environ[ALLOW_POOR_SAE_ENV] = "1"
     if args.output_dir.exists() and not args.output_dir.is_dir():

@@ -5,6 +5,7 @@ mid-item leaves nothing behind in the output folder, and the rerun computes the 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,14 @@ def test_failures_on_workers_are_reported_and_a_killed_item_is_rerun(
     assert "task[mlp_neurons-blocks.1.mlp.hook_post] CACHED" in printed
     assert "task[dying-blocks.1.hook_resid_post] DONE" in printed
     assert sorted(path.parent.name for path in out.rglob("*.json")) == ["dying", "mlp_neurons"]
+
+
+def test_without_ray_the_executor_says_how_to_get_it(
+    tiny_model_dirs, corpus_dir, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where the extra is not installed
+    task = tmp_path / "task.yaml"
+    task.write_text(TASK)
+    assert _run(tiny_model_dirs["llama"], task, corpus_dir, tmp_path / "out", "mlp_neurons", "--executor", "ray") == 2
+    assert "pip install 'lens-bench[ray]'" in capsys.readouterr().err
+    assert not list((tmp_path / "out").rglob("*.json"))

@@ -101,7 +101,7 @@ def _silent(desc: str, total: int, initial: int) -> object:
     return tqdm(total=total, initial=initial, disable=True)
 
 
-def _ray() -> Any:
+def require_ray() -> Any:
     try:
         import ray
     except ImportError:
@@ -122,7 +122,7 @@ def run_on_ray(
 ) -> Iterator[tuple[Item, CellResult | ItemFailed]]:
     """Each item's record (reused, or computed on a worker and written here) or its failure,
     in the order they finish."""
-    ray = _ray()
+    ray = require_ray()
     pending: list[PreparedItem] = []
     for item, config in items:
         prepared = prepare_item(plugins, loaded, item, config, options)
