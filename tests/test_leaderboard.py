@@ -247,3 +247,8 @@ def test_publish_writes_compact_records_that_render_the_same(tmp_path, tiny_mode
     assert "items" in full and "items" not in compact
     columns = ["lens", "site", "metric", "mean", "se", "n"]
     assert frame([full])[columns].equals(frame([compact])[columns])
+    # each fact's ranked value stays, so the published headline still compares lenses fact by fact
+    assert set(compact["paired_values"]) == {"specificity@1", "specificity@3"}
+    ranked = frame([full]).query("metric == 'specificity@1'")["items"].iloc[0]
+    assert frame([compact]).query("metric == 'specificity@1'")["items"].iloc[0] == ranked
+    assert len(ranked) == 4 and all(relation in ("P17", "P19") for relation, _ in ranked.values())

@@ -62,6 +62,9 @@ class Record(BaseModel):
     provenance: dict[str, Any]
     # per-item detail; the published leaderboard's compact records leave it out
     items: list[dict[str, Any]] | None = None
+    # a compact record's per-item values of its ranked metric, {metric: {item id: [cluster, value]}},
+    # kept so that lenses can still be compared item by item
+    paired_values: dict[str, dict[str, tuple[str, float]]] | None = None
     lens_diagnostics: dict[str, Any] | None = None  # e.g. an SAE's quality at its site
 
 

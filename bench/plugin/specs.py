@@ -68,6 +68,9 @@ class TaskType:
     plot: Callable[[list[dict[str, Any]], Path], list[Path]] | None = None
     caveats: Callable[[pd.DataFrame], dict[int, str]] | None = None
     method_page: str | None = None  # docs/methods/<task>.md, relative to the repository
+    # per-item values behind a metric of a record, {item id: (cluster, value)}, for paired tests
+    # between lenses over the same items; None (or a None result): only unpaired intervals
+    item_values: Callable[[dict[str, Any], str], dict[str, tuple[str, float]] | None] | None = None
 
     def metric(self, key: str) -> MetricSpec | None:
         """The spec of a record key such as ``specificity@5`` or ``rel.feature_edit[top_k=5]``."""

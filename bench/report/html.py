@@ -137,8 +137,10 @@ def html_page(
 ) -> str:
     sections = [
         "<h2>Headline</h2><p>Each task's ranked metric at its middle k: mean [95 % interval]. Highlighted: lenses "
-        "whose interval overlaps the leader's at the same site (a tie with the leader, not a win). Click a "
-        "header to sort; type in the box to filter rows.</p>",
+        "the data cannot tell from the leader at the same site (a tie with the leader, not a win): a paired "
+        "bootstrap over the same facts, Holm-corrected, where records carry per-fact values (nothing "
+        "highlighted when no lens is significantly worse), else overlapping intervals. Click a header to "
+        "sort; type in the box to filter rows.</p>",
         _headline(top, columns, lead, out_dir),
         "<p>Columns: "
         + "; ".join(f"{html.escape(task)}: {html.escape(column)}" for task, column in columns.items())

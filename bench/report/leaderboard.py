@@ -32,10 +32,13 @@ from bench.report.labels import (
     sae_column,
 )
 from bench.report.plots import delta_prob_curves, metric_bars
+from bench.stats import holm, paired_difference
 
 FORMATS = ("md", "csv", "json", "html")
 ROW = ["model", "lens", "site", "sae", "method"]
 FAMILIES = ("Knowledge", "Interpretability", "Probing", "Erasure", "Other")
+ALPHA = 0.05  # family-wise level of the paired tests that decide the headline's rank groups
+PAIRED_RESAMPLES = 2000
 
 
 def _spec(task_type: TaskType | None, key: str) -> MetricSpec:
@@ -97,6 +100,8 @@ def frame(records: Iterable[dict[str, Any]], task_types: Mapping[str, TaskType] 
                     "judge": judge,
                     "command": portable_command(record),
                     "artifacts": [str(path.parent / a) for a in record.get("artifacts", {}).values()] if path else [],
+                    # per-item values of a ranked metric, for paired tests between lenses
+                    "items": _item_values(task_type, record, key) if spec.headline else None,
                 }
             )
     if not rows:
@@ -147,17 +152,60 @@ def best(df: pd.DataFrame) -> set[int]:
 
 
 def leading_group(df: pd.DataFrame) -> set[int]:
-    """Rows of the headline whose 95 % interval overlaps the best row's, per column and site: the
-    lenses the data cannot tell apart from the leader (an unpaired, conservative check)."""
+    """The rank group of each headline column at each site: the rows the data cannot tell apart
+    from the leader. Where every row has its per-item values, a paired, cluster-resampled bootstrap
+    of each row against the leader over the same items, Holm-corrected; when no row is
+    significantly worse, no row leads and none is returned. Otherwise (compact records) the rows
+    whose 95 % interval overlaps the leader's, an unpaired and conservative check."""
     out = set()
     for group, higher in _ranked_groups(df):
-        leader = group.loc[group["mean"].idxmax() if higher else group["mean"].idxmin()]
-        low, high = interval(leader["mean"], leader["se"])
+        leader = group["mean"].idxmax() if higher else group["mean"].idxmin()
+        if all(isinstance(values, dict) for values in group["items"]):
+            out |= _paired_rank_group(group, leader, higher)
+            continue
+        low, high = interval(group.loc[leader, "mean"], group.loc[leader, "se"])
         for i, row in group.iterrows():
             r_low, r_high = interval(row["mean"], row["se"])
             if r_high >= low and r_low <= high:
                 out.add(i)
     return out
+
+
+def paired_tests(group: pd.DataFrame, leader: int) -> dict[int, dict[str, float | int]]:
+    """Each other row against the leader: leader − row over their common items, with a Holm-adjusted p."""
+    lead = group.loc[leader, "items"]
+    tests = {}
+    for i, row in group.iterrows():
+        if i != leader:
+            clusters = {item: cluster for item, (cluster, _) in (row["items"] | lead).items()}
+            tests[i] = paired_difference(
+                {item: v for item, (_, v) in lead.items()},
+                {item: v for item, (_, v) in row["items"].items()},
+                clusters,
+                PAIRED_RESAMPLES,
+                seed=0,
+            )
+    for test, adjusted in zip(tests.values(), holm([t["p"] for t in tests.values()]), strict=True):
+        test["p_holm"] = adjusted
+    return tests
+
+
+def _paired_rank_group(group: pd.DataFrame, leader: int, higher: bool) -> set[int]:
+    worse = {
+        i
+        for i, test in paired_tests(group, leader).items()
+        if test["p_holm"] < ALPHA and (test["diff"] > 0) == higher and test["diff"] != 0
+    }
+    return set(group.index) - worse if worse else set()
+
+
+def _item_values(task_type: TaskType | None, record: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """{item: (cluster, value)} from the record's items, or from a compact record's paired_values."""
+    if key in (record.get("paired_values") or {}):
+        return {item: tuple(pair) for item, pair in record["paired_values"][key].items()}
+    if task_type is None or task_type.item_values is None:
+        return None
+    return task_type.item_values(record, key)
 
 
 def headline(df: pd.DataFrame) -> pd.DataFrame:
@@ -273,9 +321,12 @@ def render(
         "# lens-bench leaderboard\n",
         "## Headline\n",
         "Each task's ranked metric, at the middle k it was run at: `mean [95 % interval]`. Bold: the lenses "
-        "whose interval overlaps the leader's at the same site and layer (units at different sites measure "
-        "different things), so a bold cell is a tie with the leader, not a win; the interval check is "
-        "unpaired and conservative. A task that compares methods shows its best method in brackets.\n",
+        "the data cannot tell from the leader at the same site and layer (units at different sites measure "
+        "different things), so a bold cell is a tie with the leader, not a win. With per-fact values in the "
+        "records, a paired bootstrap over the same facts (whole relations resampled, Holm-corrected, "
+        f"α = {ALPHA}) decides, and nothing is bold when no lens is significantly worse; records without "
+        "them (compact copies) use overlap of the intervals, unpaired and conservative. A task that "
+        "compares methods shows its best method in brackets.\n",
         _headline_table(df) + "\n",
         "Detail tables: `mean ± bootstrap SE (n)`, bold the best value of a column at one site. Controls of "
         "a metric measured at several k are shown at the middle k; the csv and json formats have every k. "

@@ -26,17 +26,34 @@ DEFAULT_PUBLISHED = Path("leaderboard") / "records"
 _CACHE_PATH = re.compile(r"^/.*?/lens-bench/(?P<rest>.*)$")
 
 
-def compact(record: dict[str, Any]) -> dict[str, Any]:
+def compact(record: dict[str, Any], task_type: TaskType | None = None) -> dict[str, Any]:
     """The record without per-item detail, and with nothing that names the machine it ran on: the
     command as portable_argv writes it, the task file by name, cache paths under $LENS_BENCH_CACHE.
+    Each item's value of the ranked metric stays (``paired_values``), for paired tests between lenses.
     The record's id is kept: it names what was computed, and the leaderboard reads it as it is."""
     kept = {key: value for key, value in record.items() if key not in ("items", "_path")}
+    paired = _paired_values(record, task_type)
+    if paired:
+        kept["paired_values"] = paired
     provenance = {
         **kept["provenance"],
         "command": portable_argv(record),
         "task_file": Path(kept["provenance"].get("task_file") or "").name,
     }
     return _portable({**kept, "provenance": provenance})
+
+
+def _paired_values(record: dict[str, Any], task_type: TaskType | None) -> dict[str, Any]:
+    if task_type is None or task_type.item_values is None or not record.get("items"):
+        return record.get("paired_values") or {}
+    ranked = {spec.name for spec in task_type.metrics if spec.headline}
+    out = {}
+    for key in record["metrics"]:
+        if task_type.metric(key) is not None and task_type.metric(key).name in ranked:
+            values = task_type.item_values(record, key)
+            if values:
+                out[key] = {item: list(pair) for item, pair in values.items()}
+    return out
 
 
 def _portable(value: Any) -> Any:
@@ -57,7 +74,7 @@ def publish(results_dir: Path, target: Path, task_types: Mapping[str, TaskType])
     for record in load_records(results_dir, task_types):
         source = Path(record["_path"])
         destination = target / source.relative_to(results_dir)
-        write_json_atomic(destination, compact(record))
+        write_json_atomic(destination, compact(record, task_types.get(record["task"]["type"])))
         for artifact in record.get("artifacts", {}).values():
             if (source.parent / artifact).is_file() and source.parent.resolve() != destination.parent.resolve():
                 shutil.copy2(source.parent / artifact, destination.parent / artifact)

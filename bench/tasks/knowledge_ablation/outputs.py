@@ -20,3 +20,13 @@ METRICS = (
 
 class KnowledgeAblationRecord(Record):
     sample: dict[str, Any]  # how the facts were drawn (caps, dropped facts)
+
+
+def item_values(record: dict[str, Any], key: str) -> dict[str, tuple[str, float]] | None:
+    """Each fact's value of ``key`` (``specificity@5``, ``p_clean``), clustered by relation; None
+    for a record without its items (a compact published copy)."""
+    name, _, k = key.partition("@")
+    items = record.get("items")
+    if not items:
+        return None
+    return {item["id"]: (item["relation"], float(item[name][k] if k else item[name])) for item in items}

@@ -56,7 +56,7 @@ from bench.tasks.facts import (
     known_facts,
     sampled,
 )
-from bench.tasks.knowledge_ablation.outputs import METRICS, KnowledgeAblationRecord
+from bench.tasks.knowledge_ablation.outputs import METRICS, KnowledgeAblationRecord, item_values
 
 
 class SelectionConfig(Section):
@@ -330,4 +330,5 @@ TASK_TYPE = TaskType(
     record_model=KnowledgeAblationRecord,
     family="Knowledge",
     method_page="docs/methods/knowledge_ablation.md",
+    item_values=item_values,
 )
