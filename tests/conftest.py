@@ -111,8 +111,9 @@ def planted_llama(tiny_llama: LoadedModel) -> LoadedModel:
 
 
 # Two lenses that go wrong on the worker only (the driver builds lenses but never encodes):
-# `dying` kills its worker's process the first time it runs (a marker file remembers), `failing`
-# raises the error a lens raises on bad input.
+# `dying` kills its worker's process the first time it runs, `dying_late` at its 20th encoding, once
+# some facts are done (a marker file per lens remembers it did), `failing` raises the error a lens
+# raises on bad input.
 FAULTY = """
 import os
 from pathlib import Path
@@ -125,6 +126,7 @@ from bench.plugin.specs import LensSpec
 class Dims(Lens):
     def __init__(self, loaded, site, fault):
         self.site, self.fault, self.d = site, fault, loaded.model.config.hidden_size
+        self.calls = 0
 
     @property
     def n_units(self):
@@ -133,8 +135,9 @@ class Dims(Lens):
     def encode(self, acts):
         if self.fault == "failing":
             raise BenchError("the failing lens has nothing to encode")
-        marker = Path(os.environ["DYING_MARKER"])
-        if not marker.exists():
+        self.calls += 1
+        marker = Path(os.environ["DYING_MARKER"] + "-" + self.fault)
+        if not marker.exists() and (self.fault == "dying" or self.calls == 20):
             marker.touch()
             os._exit(1)
         return acts[self.site]
@@ -148,7 +151,7 @@ def bench_lenses():
     return [
         LensSpec(fault, "goes wrong on workers", "blocks.{layer}.hook_resid_post",
                  lambda loaded, site, options, fault=fault: Dims(loaded, site, fault))
-        for fault in ("dying", "failing")
+        for fault in ("dying", "dying_late", "failing")
     ]
 """
 
@@ -161,7 +164,7 @@ def local_ray(tmp_path_factory: pytest.TempPathFactory):
     ray = pytest.importorskip("ray", reason="the Ray executor is an optional extra")
     site = tmp_path_factory.mktemp("site-packages")
     install_fake_distribution(site, "faulty-lenses", "0.1", "faulty_lenses", FAULTY)
-    marker = tmp_path_factory.mktemp("marker") / "died-once"
+    marker = tmp_path_factory.mktemp("marker") / "died-once"  # one file per lens: <marker>-<lens>
     env = {"PYTHONPATH": str(site), "DYING_MARKER": str(marker)}
     ray.init(
         num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False, runtime_env={"env_vars": env}

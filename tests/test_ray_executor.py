@@ -66,7 +66,7 @@ def test_failures_on_workers_are_reported_and_a_killed_item_is_rerun(
     err = capsys.readouterr().err
     assert "task[failing-blocks.1.hook_resid_post] FAILED  the failing lens has nothing to encode" in err
     assert "task[dying-blocks.1.hook_resid_post] FAILED  the worker died" in err
-    assert marker.exists()  # the dying lens did kill its worker
+    assert Path(f"{marker}-dying").exists()  # the dying lens did kill its worker
     # nothing of either failed item in the output folder; the healthy item finished beside them
     assert [path.parent.name for path in out.rglob("*.json")] == ["mlp_neurons"]
     assert not list(out.rglob("*.partial.jsonl"))
@@ -87,3 +87,30 @@ def test_without_ray_the_executor_says_how_to_get_it(
     assert _run(tiny_model_dirs["llama"], task, corpus_dir, tmp_path / "out", "mlp_neurons", "--executor", "ray") == 2
     assert "pip install 'lens-bench[ray]'" in capsys.readouterr().err
     assert not list((tmp_path / "out").rglob("*.json"))
+
+
+def test_items_finished_before_a_worker_died_are_kept_and_resumed(
+    local_ray, tiny_model_dirs, corpus_dir, tmp_path, monkeypatch, capsys
+) -> None:
+    """The driver logs each batch of facts a worker finishes: the rerun starts from them and ends
+    with the record an uninterrupted run writes."""
+    site, marker = local_ray
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("DYING_MARKER", str(marker))  # for the local run at the end
+    plugins.cache_clear()
+    task = tmp_path / "task.yaml"
+    task.write_text(TASK.replace("layers: [1, 2]", "layers: [1]"))
+    model, out = tiny_model_dirs["llama"], tmp_path / "out"
+    one_fact_per_step = ("--batch-size", "5")  # 3 IG steps: each fact is logged as it finishes
+    assert _run(model, task, corpus_dir, out, "dying_late", "--executor", "ray", *one_fact_per_step) == 1
+    assert "the worker died" in capsys.readouterr().err
+    (log,) = out.rglob("*.partial.jsonl")  # written by the driver, from the worker's stream
+    kept = [json.loads(line)["id"] for line in log.read_text().splitlines()]
+    assert 0 < len(kept) < 10 and not list(out.rglob("*.json"))
+    assert _run(model, task, corpus_dir, out, "dying_late", "--executor", "ray", *one_fact_per_step) == 0
+    (resumed,) = _records(out).values()
+    assert resumed["provenance"]["resumed_items"] == len(kept)
+    # the marker is set now: the lens runs through
+    assert _run(model, task, corpus_dir, tmp_path / "local", "dying_late", *one_fact_per_step) == 0
+    (local,) = _records(tmp_path / "local").values()
+    assert resumed["items"] == local["items"] and resumed["metrics"] == local["metrics"]

@@ -3,10 +3,11 @@
 The driver (this process) does what must happen once: it loads the model, builds every item's
 lens (loading and checking SAEs, fitting bases: the fits land in the cache the workers read), and
 reuses finished records as a local run does. Each remaining item goes to a Ray actor that loads
-the model once and computes items into a scratch folder of its own; the driver receives each
-record and writes it atomically, so workers never write into the output folder. A failed item is
-reported and the others finish; a worker that dies mid-item leaves nothing behind, and the
-rerun computes the item again.
+the model once and computes items into a scratch folder of its own, streaming back each batch of
+finished facts and then the record; the driver appends the facts to the item's partial log and
+writes the record atomically, so workers never write into the output folder, and an interrupted
+run resumes from the facts already done, as a local one does. A failed item is reported and the
+others finish; a worker that dies is replaced, and leaves no record behind.
 
 Caches are files under $LENS_BENCH_CACHE: what lenses fit is in it before any worker starts, and
 the known-fact screen (which runs inside a task) is computed by one worker while the others wait
@@ -16,8 +17,10 @@ on its file lock. On a cluster, point $LENS_BENCH_CACHE at a shared filesystem.
 from __future__ import annotations
 
 import os
+import queue
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from bench.engine.collection import Item
+from bench.engine.records import RecordSlot
 from bench.engine.runner import (
     CellResult,
     PreparedItem,
@@ -59,8 +63,22 @@ class ItemFailed:
     message: str
 
 
+class _StreamedSlot(RecordSlot):
+    """A worker's scratch slot that also hands every batch of finished items to ``on_items``."""
+
+    def __init__(self, slot: RecordSlot, on_items: Callable[[list[dict[str, Any]]], None]):
+        super().__init__(slot.root, slot.identity)
+        self.on_items = on_items
+
+    def log_items(self, items: list[dict[str, Any]]) -> None:
+        super().log_items(items)
+        self.on_items(items)
+
+
 class _Worker:
-    """One model loaded once; computes items into its own scratch folder and returns the records."""
+    """One model loaded once; computes items into its own scratch folder. ``run`` streams each
+    batch of finished items, ("items", rows), as the task logs them, then ("record", record): the
+    driver keeps the items in the item's partial log, so an interrupted run resumes from them."""
 
     def __init__(self, model_id: str, device: str, dtype: str):
         self.model_id, self.device, self.dtype = model_id, device, dtype
@@ -75,7 +93,7 @@ class _Worker:
         record_id: str,
         done: list[dict[str, Any]],
         env: dict[str, str],
-    ) -> dict[str, Any]:
+    ) -> Iterator[tuple[str, Any]]:
         from bench.plugin.registry import plugins  # imported in the worker's process
 
         os.environ.update(env)
@@ -91,10 +109,28 @@ class _Worker:
         prepared.slot.log_path.unlink(missing_ok=True)
         if done:  # the items an earlier run finished, from the driver's partial log
             prepared.slot.log_items(done)
+        # the task runs in a thread and logs items through a callback; this generator yields them
+        events: queue.Queue[tuple[str, Any] | None] = queue.Queue()
+        prepared.slot = _StreamedSlot(prepared.slot, lambda rows: events.put(("items", rows)))
+        outcome: dict[str, Any] = {}
+
+        def compute() -> None:
+            try:
+                outcome["record"] = compute_record(registry, self.loaded, prepared, options, progress=_silent)
+            except BaseException as err:  # re-raised below, in the generator Ray runs
+                outcome["error"] = err
+            finally:
+                events.put(None)
+
+        threading.Thread(target=compute, daemon=True).start()
         try:
-            return compute_record(registry, self.loaded, prepared, options, progress=_silent)
+            while (event := events.get()) is not None:
+                yield event
         finally:
             prepared.slot.log_path.unlink(missing_ok=True)
+        if "error" in outcome:
+            raise outcome["error"]
+        yield "record", outcome["record"]
 
 
 def _silent(desc: str, total: int, initial: int) -> object:
@@ -148,36 +184,46 @@ def _dispatch(
     ray: Any, model: tuple[str, str, str], pending: list[PreparedItem], options: RunOptions, ray_options: RayOptions
 ) -> Iterator[tuple[Item, CellResult | ItemFailed]]:
     actor = ray.remote(_Worker).options(
-        num_cpus=ray_options.num_cpus, num_gpus=ray_options.num_gpus, max_restarts=-1, max_task_retries=0
+        num_cpus=ray_options.num_cpus, num_gpus=ray_options.num_gpus, max_restarts=0, max_task_retries=0
     )
     workers = [actor.remote(*model) for _ in range(min(ray_options.workers, len(pending)))]
     env = {name: os.environ[name] for name in _FORWARDED_ENV if name in os.environ}
-    queue = list(reversed(pending))
+    queue_ = list(reversed(pending))
     in_flight: dict[Any, tuple[Any, PreparedItem]] = {}
 
     def submit(worker: Any) -> None:
-        prepared = queue.pop()
+        prepared = queue_.pop()
         slot = prepared.slot
-        ref = worker.run.remote(prepared.item, prepared.config, options, slot.id, slot.done_items(), env)
-        in_flight[ref] = (worker, prepared)
+        events = worker.run.options(num_returns="streaming").remote(
+            prepared.item, prepared.config, options, slot.id, slot.done_items(), env
+        )
+        in_flight[events] = (worker, prepared)
 
     for worker in workers:
-        if queue:
+        if queue_:
             submit(worker)
     with tqdm(total=len(pending), desc=f"items on {len(workers)} Ray workers", unit="item") as bar:
         while in_flight:
-            (ref,), _ = ray.wait(list(in_flight), num_returns=1)
-            worker, prepared = in_flight.pop(ref)
+            (events,), _ = ray.wait(list(in_flight), num_returns=1)
+            worker, prepared = in_flight[events]
+            outcome: CellResult | ItemFailed | None = None
             try:
-                record = ray.get(ref)
-            except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError) as err:
-                outcome: CellResult | ItemFailed = ItemFailed(_message(err))
+                kind, payload = ray.get(next(events))
+            except ray.exceptions.RayActorError as err:
+                outcome = ItemFailed(_message(err))
+                worker = actor.remote(*model)  # a dead worker is replaced, never handed another item
+            except ray.exceptions.RayTaskError as err:
+                outcome = ItemFailed(_message(err))
             else:
+                if kind == "items":  # finished items of a running item: kept for a resumed run
+                    prepared.slot.log_items(payload)
+                    continue
                 with prepared.slot.locked(on_wait=lambda item=prepared.item: waiting(item)):
-                    outcome = write_record(prepared, record)
+                    outcome = write_record(prepared, payload)
+            del in_flight[events]
             bar.update(1)
-            if queue:
-                submit(worker)  # a worker that died is restarted by Ray before it runs the next item
+            if queue_:
+                submit(worker)
             yield prepared.item, outcome
 
 

@@ -116,7 +116,7 @@ class RecordSlot:
     """Where one record lives: its final JSON and its in-progress item log."""
 
     def __init__(self, root: Path, identity: dict[str, Any]):
-        self.identity = identity
+        self.root, self.identity = root, identity
         self.id = record_id(identity)
         folder = (
             root / _slug(identity["task"]["name"]) / _slug(identity["model"]["id"]) / _slug(identity["lens"]["name"])
