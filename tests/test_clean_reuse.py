@@ -149,3 +149,17 @@ def test_kl_control_is_exact_on_a_large_vocabulary() -> None:
     )
     assert CleanDistribution(clean).mean_kl(edited) == pytest.approx(exact, rel=1e-2)
     assert CleanDistribution(clean).mean_kl(clean) == 0
+
+
+def test_one_token_prompts_have_an_empty_prefix(tiny_model_dirs) -> None:
+    """A one-token prompt has nothing before its edited position: alone, and beside longer prompts."""
+    from bench.model.scoring import Encoded
+
+    loaded = load_model(str(tiny_model_dirs["llama"]))
+    short, longer = Encoded((3,), (5, 6)), Encoded((3, 4, 7, 8), (5,))
+    for rows in ([short], [short, longer, short]):
+        prefixes = CleanPrefixes(loaded, rows, batch_size=2)
+        with torch.no_grad():
+            whole = score(loaded, collate(rows, loaded.tokenizer.pad_token_id, loaded.device)).log_prob
+            after_prefix = score(loaded, prefixes.collate(loaded, rows)).log_prob
+        torch.testing.assert_close(after_prefix, whole, rtol=1e-5, atol=1e-6)
