@@ -252,3 +252,13 @@ def test_publish_writes_compact_records_that_render_the_same(tmp_path, tiny_mode
     ranked = frame([full]).query("metric == 'specificity@1'")["items"].iloc[0]
     assert frame([compact]).query("metric == 'specificity@1'")["items"].iloc[0] == ranked
     assert len(ranked) == 4 and all(relation in ("P17", "P19") for relation, _ in ranked.values())
+
+
+def test_delta_prob_frontier_pairs_each_k_with_its_own_kl(tmp_path) -> None:
+    from bench.tasks.knowledge_ablation.plot import frontier_plot, frontier_points
+
+    sae = [r for r in RECORDS if r["lens"]["name"] == "sae_post_mlp"]
+    assert frontier_points(sae) == {(2, "sae_post_mlp"): [(0.01, 0.4, 0.04), (0.05, 0.5, 0.05), (0.2, 0.2, 0.02)]}
+    assert frontier_points([r for r in RECORDS if r["lens"]["name"] == "random"]) == {}  # no KL control: no line
+    (path,) = frontier_plot(sae, tmp_path)
+    assert path.name == "knowledge_ablation_frontier.png" and path.stat().st_size > 10_000

@@ -57,6 +57,7 @@ from bench.tasks.facts import (
     sampled,
 )
 from bench.tasks.knowledge_ablation.outputs import METRICS, KnowledgeAblationRecord, item_values
+from bench.tasks.knowledge_ablation.plot import frontier_plot
 
 
 class SelectionConfig(Section):
@@ -331,4 +332,5 @@ TASK_TYPE = TaskType(
     family="Knowledge",
     method_page="docs/methods/knowledge_ablation.md",
     item_values=item_values,
+    plot=frontier_plot,
 )
