@@ -78,3 +78,12 @@ def test_clusters_are_resampled_whole() -> None:
 def test_holm_adjustment() -> None:
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([0.5]) == [0.5]
+
+
+def test_minimal_detectable_difference_comes_from_the_two_ses() -> None:
+    from bench.report.leaderboard import minimal_detectable
+
+    a, b = record("a", [0.1] * 30 + [0.5] * 30, "r1"), record("b", [0.2] * 60, "r2")
+    a["metrics"]["specificity@5"]["se"], b["metrics"]["specificity@5"]["se"] = 0.03, 0.04
+    top = headline(frame([a, b]))
+    assert minimal_detectable(top) == {"knowledge_ablation": pytest.approx(2.8 * 0.05)}

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
@@ -39,6 +40,7 @@ ROW = ["model", "lens", "site", "sae", "method"]
 FAMILIES = ("Knowledge", "Interpretability", "Probing", "Erasure", "Other")
 ALPHA = 0.05  # family-wise level of the paired tests that decide the headline's rank groups
 PAIRED_RESAMPLES = 2000
+DETECTABLE_Z = 1.96 + 0.84  # two-sided α = 0.05, power 0.8
 
 
 def _spec(task_type: TaskType | None, key: str) -> MetricSpec:
@@ -247,7 +249,33 @@ def _headline_table(df: pd.DataFrame, fmt: str = "github") -> str:
     if not table["sae"].any():
         table = table.drop(columns="sae")
     legend = "; ".join(f"{task}: {column}" for task, column in _columns(top).items())
-    return tabulate(table, headers="keys", tablefmt=fmt, showindex=False) + f"\n\nColumns: {legend}."
+    detectable = minimal_detectable(top)
+    power = (
+        "\n\nSmallest difference between two lenses at one site that these sample sizes detect "
+        "(80 % power, α = 0.05, from the two SEs; median over pairs): "
+        + "; ".join(f"{task}: {detectable[task]:.3f}" for task in _columns(top) if task in detectable)
+        + ". A smaller gap is a tie here, whatever the point estimates say."
+        if detectable
+        else ""
+    )
+    return tabulate(table, headers="keys", tablefmt=fmt, showindex=False) + f"\n\nColumns: {legend}.{power}"
+
+
+def minimal_detectable(top: pd.DataFrame) -> dict[str, float]:
+    """Per task, the median over same-site pairs of (z_α/2 + z_power) · √(se₁² + se₂²): the
+    difference an unpaired two-sided test at α = 0.05 finds with 80 % power. A paired test over
+    the same facts detects less (the facts' shared variance cancels); this is its upper bound."""
+    out = {}
+    for task, part in top.groupby("task", sort=False):
+        gaps = [
+            DETECTABLE_Z * (a**2 + b**2) ** 0.5
+            for group, _ in _ranked_groups(part)
+            for i, a in enumerate(group["se"])
+            for b in list(group["se"])[i + 1 :]
+        ]
+        if gaps:
+            out[str(task)] = float(np.median(gaps))
+    return out
 
 
 def _drop_constant(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
