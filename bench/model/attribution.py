@@ -71,11 +71,16 @@ def attribute(
     batch_size: int,
     on_rows: Callable[[int], None] | None = None,
     prefixes: CleanPrefixes | None = None,
+    reuse_clean: bool = True,
 ) -> torch.Tensor:
-    """Attribution scores [len(items), n_units]. With ``prefixes`` (holding every item's prompt), the
-    passes run only the last prompt token and the answer after the cached clean prefix."""
+    """Attribution scores [len(items), n_units]. The passes run only the last prompt token and the
+    answer after each prompt's cached clean prefix: ``prefixes`` (holding every item's prompt), or,
+    for integrated gradients (one pass per step), a cache made here; ``reuse_clean=False`` runs
+    whole sequences (the reference path)."""
     if method not in METHODS:
         raise BenchError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}.")
+    if prefixes is None and reuse_clean and method == "integrated_gradients" and steps > 1:
+        prefixes = CleanPrefixes(loaded, items, batch_size)
     alphas = (
         torch.arange(1, steps + 1, dtype=torch.float32) / steps if method == "integrated_gradients" else torch.ones(1)
     )

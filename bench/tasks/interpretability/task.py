@@ -165,6 +165,7 @@ def _attributed_units(ctx: TaskContext, config: InterpretabilityConfig) -> list[
         config.attribution.method,
         config.attribution.ig_steps,
         ctx.batch_size,
+        reuse_clean=ctx.reuse_clean,
     )
     return sorted({int(u) for u in scores.topk(config.units.top_k, dim=1).indices.flatten()})
 

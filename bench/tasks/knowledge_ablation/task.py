@@ -220,7 +220,16 @@ def _process(
     # another device or batch size: P and P' then differ by the ablation only
     clean = clean_probs(loaded, items, ctx.batch_size, prefixes)
     attribution = config.attribution
-    scores = attribute(loaded, lens, items, attribution.method, attribution.ig_steps, ctx.batch_size, prefixes=prefixes)
+    scores = attribute(
+        loaded,
+        lens,
+        items,
+        attribution.method,
+        attribution.ig_steps,
+        ctx.batch_size,
+        prefixes=prefixes,
+        reuse_clean=ctx.reuse_clean,
+    )
     selections = _selections(scores, config.selection)
     names = list(selections)
     where = config.ablation.positions

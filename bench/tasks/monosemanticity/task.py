@@ -151,7 +151,10 @@ def _process(ctx: TaskContext, config: MonosemanticityConfig, fact: Fact, pool: 
         return {"id": fact.id, "skipped": f"only {len(negatives)} negative prompts"}
     tok, lens = ctx.loaded.tokenizer, ctx.lens
     method, steps = config.attribution.method, config.attribution.ig_steps
-    units = attribute(ctx.loaded, lens, encode(tok, [fact]), method, steps, ctx.batch_size)[0].topk(config.top_k)
+    scores = attribute(
+        ctx.loaded, lens, encode(tok, [fact]), method, steps, ctx.batch_size, reuse_clean=ctx.reuse_clean
+    )
+    units = scores[0].topk(config.top_k)
     prompts = encode(tok, [fact, *related, *negatives])
     acts = attribute(ctx.loaded, lens, prompts, "activation", 1, ctx.batch_size)[:, units.indices].numpy()
     sign, acts = orient_to_fact(acts)

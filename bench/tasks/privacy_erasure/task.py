@@ -195,7 +195,9 @@ def _edit_row(
         keys[label] = (method.attribution, tuple(unit_lens.site for unit_lens in searched))
         if keys[label] not in attributions:
             scores = [
-                attribute(model, unit_lens, prompts, method.attribution, steps, ctx.batch_size)
+                attribute(
+                    model, unit_lens, prompts, method.attribution, steps, ctx.batch_size, reuse_clean=ctx.reuse_clean
+                )
                 for unit_lens in searched
             ]
             attributions[keys[label]] = torch.cat(scores, dim=1)
