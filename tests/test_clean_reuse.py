@@ -128,15 +128,17 @@ def test_prefix_batch_scores_like_the_whole_sequence(tiny_model_dirs, pararel_di
 def test_a_clean_stream_restores_the_blocks_it_skipped(tiny_model_dirs) -> None:
     loaded = load_model(str(tiny_model_dirs["gpt2"]))
     ids = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
+    stream = CleanStream(loaded, 2)
     with torch.no_grad():
-        clean = loaded.model(input_ids=ids).logits
-        stream = CleanStream(loaded, ids, 2)
+        with stream.capturing():
+            clean = loaded.model(input_ids=ids).logits
         with stream.skipping(3):
             skipped = loaded.model(input_ids=ids.repeat(3, 1)).logits
         after = loaded.model(input_ids=ids).logits
     torch.testing.assert_close(skipped, clean.repeat(3, 1, 1), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(after, clean)
     assert all("forward" not in block.__dict__ for block in loaded.model.transformer.h)
+    assert not any(block._forward_hooks for block in loaded.model.transformer.h)  # the capture hook is gone
 
 
 def test_kl_control_is_exact_on_a_large_vocabulary() -> None:

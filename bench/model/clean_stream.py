@@ -32,26 +32,28 @@ def _repeat(output: Any, times: int) -> Any:
 
 
 class CleanStream:
-    """Block ``layer - 1``'s clean output on ``input_ids``; ``skipping(times)`` runs later passes on
-    ``input_ids`` repeated ``times`` over the batch from block ``layer`` on."""
+    """Block ``layer - 1``'s clean output on some inputs, kept while ``capturing()`` a clean pass
+    over them; ``skipping(times)`` then runs later passes on those inputs, repeated ``times`` over
+    the batch, from block ``layer`` on."""
 
-    def __init__(self, loaded: LoadedModel, input_ids: torch.Tensor, layer: int):
+    def __init__(self, loaded: LoadedModel, layer: int):
         self.blocks = loaded.model.get_submodule(architecture_of(loaded.model).blocks)[:layer]
         self.output: Any = None
-        if layer == 0:
+
+    @contextmanager
+    def capturing(self) -> Iterator[None]:
+        if not self.blocks:  # nothing to skip
+            yield
             return
-        captured: dict[str, Any] = {}
 
         def keep(_module: torch.nn.Module, _args: Any, output: Any) -> None:
-            captured["output"] = output
+            self.output = output
 
         handle = self.blocks[-1].register_forward_hook(keep)
         try:
-            with torch.no_grad():
-                loaded.model(input_ids=input_ids.to(loaded.device), use_cache=False, logits_to_keep=1)
+            yield
         finally:
             handle.remove()
-        self.output = captured["output"]
 
     @contextmanager
     def skipping(self, times: int) -> Iterator[None]:

@@ -46,10 +46,10 @@ def compact(record: dict[str, Any], task_type: TaskType | None = None) -> dict[s
 def _paired_values(record: dict[str, Any], task_type: TaskType | None) -> dict[str, Any]:
     if task_type is None or task_type.item_values is None or not record.get("items"):
         return record.get("paired_values") or {}
-    ranked = {spec.name for spec in task_type.metrics if spec.headline}
     out = {}
     for key in record["metrics"]:
-        if task_type.metric(key) is not None and task_type.metric(key).name in ranked:
+        spec = task_type.metric(key)
+        if spec is not None and spec.headline:
             values = task_type.item_values(record, key)
             if values:
                 out[key] = {item: list(pair) for item, pair in values.items()}

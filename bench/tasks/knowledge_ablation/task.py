@@ -181,9 +181,10 @@ class _Controls:
             self.windows = wikitext_windows(
                 ctx.data_dir, ctx.loaded.tokenizer, controls.kl_windows, controls.kl_window_tokens
             )
-            self.clean = CleanDistribution(next_token_logits(ctx.loaded, self.windows))
             first = first_edited_block((ctx.lens.site, *ctx.lens.reads)) if ctx.reuse_clean else 0
-            self.stream = CleanStream(ctx.loaded, self.windows, first)
+            self.stream = CleanStream(ctx.loaded, first)
+            with self.stream.capturing():  # the clean pass keeps the stream the edited passes start from
+                self.clean = CleanDistribution(next_token_logits(ctx.loaded, self.windows))
 
     def unrelated(self, fact: Fact) -> list[Fact]:
         others = [f for f in self.pool if f.relation != fact.relation]

@@ -29,6 +29,7 @@ from bench.errors import BenchError
 from bench.io import write_json_atomic
 from bench.model.attribution import attribute
 from bench.model.loading import LoadedModel
+from bench.model.prefix import CleanPrefixes
 from bench.model.scoring import encode, score_items
 from bench.paths import cache_dir
 from bench.plugin.specs import TaskType
@@ -187,6 +188,8 @@ def _edit_row(
 ) -> dict[str, Any]:
     model, lens = setup.model, ctx.lens
     prompts = encode(model.tokenizer, setup.attribution_prompts[target.fact.id])
+    # one clean-prefix cache for every block a method searches (knowledge neurons and DEPN search all)
+    prefixes = CleanPrefixes(model, prompts, ctx.batch_size) if ctx.reuse_clean else None
     steps = config.attribution.ig_steps
     # methods that attribute the same way over the same units share the scores
     keys, attributions = {}, {}
@@ -196,7 +199,14 @@ def _edit_row(
         if keys[label] not in attributions:
             scores = [
                 attribute(
-                    model, unit_lens, prompts, method.attribution, steps, ctx.batch_size, reuse_clean=ctx.reuse_clean
+                    model,
+                    unit_lens,
+                    prompts,
+                    method.attribution,
+                    steps,
+                    ctx.batch_size,
+                    prefixes=prefixes,
+                    reuse_clean=ctx.reuse_clean,
                 )
                 for unit_lens in searched
             ]
