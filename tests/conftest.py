@@ -79,7 +79,8 @@ data: {relations: [P17, P19], tuples_per_relation: 10}
 filter: {greedy_correct: false, min_prob: null}
 attribution: {method: integrated_gradients, ig_steps: 4}
 selection: {k: [1, 3]}
-controls: {unrelated: 3, kl_windows: 0}   # the KL control needs WikiText (corpus_dir)
+ablation: {value: zero}                   # the mean rule's reference needs WikiText (corpus_dir)
+controls: {unrelated: 3, kl_windows: 0}   # so does the KL control
 layers: [1]
 bootstrap: {resamples: 50}
 seed: 0

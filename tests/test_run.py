@@ -62,7 +62,7 @@ def test_delta_prob_matches_a_hand_computation(tmp_path, tiny_model_dirs, tiny_l
     for k in ("1", "3"):
         assert item["specificity"][k] == pytest.approx(item["delta_prob"][k] - item["delta_prob_unrelated"][k])
         assert 0 < item["edit_norm"][k] < 10 and 0 <= item["delta_prob_random"][k] <= 1
-    assert record["schema"] == 2 and record["metrics"]["specificity@1"]["clusters"] == 2
+    assert record["schema"] == 3 and record["metrics"]["specificity@1"]["clusters"] == 2
 
 
 def test_interrupted_run_resumes_without_losing_or_redoing_work(

@@ -56,6 +56,7 @@ data: {relations: [P17, P19], tuples_per_relation: 10}
 filter: {greedy_correct: true}
 attribution: {method: integrated_gradients, ig_steps: 4}
 selection: {k: [1, 3]}
+ablation: {value: zero}        # the wrecker's units are constant: only zeroing them edits anything
 controls: {unrelated: 4, kl_windows: 2, kl_window_tokens: 16}
 layers: [2]   # the last block: zeroing its output collapses every prompt's answer distribution alike
 
@@ -93,23 +94,24 @@ def test_a_lens_that_wrecks_everything_ranks_last_on_specificity(wrecker, taught
         # ... so specificity ranks it last
         assert df["random_chunks", f"specificity@{k}"] < df["mlp_neurons", f"specificity@{k}"]
     (record,) = [json.loads(p.read_text()) for p in out.rglob("random_chunks/*.json")]
-    assert record["schema"] == 2 and record["sample"]["used"] == 10
+    assert record["schema"] == 3 and record["sample"]["used"] == 10
+    assert record["ablation"]["value"] == "zero"
 
 
-def test_replaying_a_record_gives_back_its_drops(taught_model, corpus_dir, tmp_path) -> None:
-    """The record scripts replay a record's ablations on other facts; on the fact itself the
-    replay must give the record's own ΔProb, or the scripts' controls measure something else."""
-    from bench.model.loading import load_model
-    from bench.tasks.knowledge_ablation.replay import facts_of_record, lens_of_record, replayed_drops
-
+def test_a_constant_unit_removed_at_its_mean_scores_nothing_and_changes_nothing(
+    wrecker, taught_model, corpus_dir, tmp_path
+) -> None:
+    """Under the default rule a unit is removed by setting it to its mean on WikiText, and IG
+    integrates from there: the wrecker's units are the same on every token, so they get no
+    attribution and removing them edits nothing (a zero rule credits them with every fact)."""
     task = tmp_path / "task.yaml"
-    task.write_text(TASK)
-    assert run_cli(taught_model, task, corpus_dir, tmp_path / "results", "--batch-size", "8") == 0
-    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "results").rglob("mlp_neurons/*.json")]
-    loaded = load_model(str(taught_model))
-    facts = facts_of_record(record, corpus_dir)
-    assert [f.id for f in facts] == [item["id"] for item in record["items"]]
-    own = [(i, i) for i in range(len(facts))]
-    drops = replayed_drops(loaded, lens_of_record(loaded, record, plugins()), record, facts, own, 3, 4)
-    assert drops == pytest.approx([item["delta_prob"]["3"] for item in record["items"]], abs=1e-5)
-    assert max(drops) > 100 * 1e-5  # the check has something to compare
+    task.write_text(TASK.replace("ablation: {value: zero}", "ablation: {value: mean}"))
+    out = tmp_path / "results"
+    assert run_cli(taught_model, task, corpus_dir, out, "--batch-size", "8", units="random_chunks") == 0
+    (record,) = [json.loads(p.read_text()) for p in out.rglob("random_chunks/*.json")]
+    assert record["ablation"]["value"] == "mean"
+    for item in record["items"]:
+        assert max(abs(s) for s in item["top_scores"]) < 1e-6
+        for k in ("1", "3"):
+            assert item["p_ablated"][k] == pytest.approx(item["p_clean"], rel=1e-5)
+            assert item["kl"][k] < 1e-6 and item["kl_last"][k] < 1e-6

@@ -23,7 +23,7 @@ def test_shipped_tasks_validate() -> None:
         assert load_task(plugins(), name).name == name
     task = load_task(plugins(), "knowledge_ablation")
     assert task.type.name == "knowledge_ablation"
-    assert task.config.selection.k == [1, 5, 10]
+    assert task.config.selection.k == [1, 2, 5, 10, 20, 50] and task.config.ablation.value == "mean"
     tau_sweep = load_task(plugins(), "feature_edit_tau")  # privacy erasure with one method, the paper's rule
     assert tau_sweep.type.name == "privacy_erasure"
     assert tau_sweep.config.methods == {"feature_edit": {"top_k": [1, 20], "mode": "zero_rows", "tau": [1, 3, 10]}}

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 # its controls, the facts it samples). Records of another version are neither reused nor shown,
 # so old and new definitions never mix in one leaderboard.
 SCHEMA_VERSIONS = {
-    "knowledge_ablation": 2,  # ablation at the attributed positions, controls, capped fact sampling
+    "knowledge_ablation": 3,  # one ablation rule (reference value), selectivity, k sweep, KL of the scored edit
     "privacy_erasure": 3,  # sweeps, FeatureEdit by projection, Rel at a budget; KN and DEPN over every block
     "interpretability": 2,  # explanation and held-out windows from disjoint contexts
     "monosemanticity": 3,  # same-relation negatives, floored pooled SD, median d; AUROC by related kind

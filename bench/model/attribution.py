@@ -1,9 +1,10 @@
 """Attribution of p(y|x) to a lens's units at the last prompt token.
 
-- integrated_gradients: units at the last prompt token scaled from 0 to their value in
-  ``steps`` steps (alpha = 1/m .. m/m, as in knowledge neurons); the Riemann sum of the
-  gradients times the value.
-- gradient_x_activation: one backward pass, gradient times value.
+- integrated_gradients: units at the last prompt token moved from a baseline b to their value f
+  in ``steps`` steps, b + alpha (f - b) with alpha = 1/m .. m/m (knowledge neurons use b = 0);
+  the Riemann sum of the gradients times (f - b). The baseline is the value ablation sets a unit
+  to (bench.model.reference), so a unit at its reference value scores 0.
+- gradient_x_activation: one backward pass, gradient times (f - b).
 - activation: the value itself.
 
 Every (fact, alpha) pair is one row of a batch, so the IG steps of several facts share a
@@ -25,13 +26,17 @@ from bench.model.scoring import Encoded, score
 METHODS = ("integrated_gradients", "gradient_x_activation", "activation")
 
 
-def _scaling_edit(positions: torch.Tensor, alphas: torch.Tensor, out: dict[str, torch.Tensor], grad: bool) -> UnitEdit:
-    """Scale each row's units at its last prompt token by its alpha; keep the scaled units as a grad leaf."""
+def _scaling_edit(
+    positions: torch.Tensor, alphas: torch.Tensor, baseline: torch.Tensor, out: dict[str, torch.Tensor], grad: bool
+) -> UnitEdit:
+    """Move each row's units at its last prompt token to baseline + alpha (value - baseline); keep
+    them as a grad leaf."""
 
     def edit(units: torch.Tensor) -> torch.Tensor:
         rows = torch.arange(units.shape[0], device=units.device)
         original = units[rows, positions].detach()
-        scaled = (alphas[:, None].to(original.dtype) * original).requires_grad_(grad)
+        base = baseline.to(original.device, original.dtype)
+        scaled = (base + alphas[:, None].to(original.dtype) * (original - base)).requires_grad_(grad)
         out["original"], out["scaled"] = original, scaled
         edited = units.detach().clone()
         edited[rows, positions] = scaled
@@ -47,13 +52,14 @@ def _rows_pass(
     alphas: torch.Tensor,
     grad: bool,
     prefixes: CleanPrefixes | None,
+    baseline: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Original units at the last prompt token, and d p(y|x) / d units there at the given scales."""
     batch = collate_items(loaded, items, prefixes)
     out: dict[str, torch.Tensor] = {}
     with (
         torch.set_grad_enabled(grad),
-        lensed(loaded, lens, _scaling_edit(batch.last_prompt, alphas, out, grad)),
+        lensed(loaded, lens, _scaling_edit(batch.last_prompt, alphas, baseline, out, grad)),
     ):
         probs = score(loaded, batch).log_prob.exp()
         if grad:
@@ -72,11 +78,12 @@ def attribute(
     on_rows: Callable[[int], None] | None = None,
     prefixes: CleanPrefixes | None = None,
     reuse_clean: bool = True,
+    baseline: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Attribution scores [len(items), n_units]. The passes run only the last prompt token and the
     answer after each prompt's cached clean prefix: ``prefixes`` (holding every item's prompt), or,
     for integrated gradients (one pass per step), a cache made here; ``reuse_clean=False`` runs
-    whole sequences (the reference path)."""
+    whole sequences (the reference path). ``baseline`` [n_units]: the units' absent value (0 if None)."""
     if method not in METHODS:
         raise BenchError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}.")
     if prefixes is None and reuse_clean and method == "integrated_gradients" and steps > 1:
@@ -85,6 +92,7 @@ def attribute(
         torch.arange(1, steps + 1, dtype=torch.float32) / steps if method == "integrated_gradients" else torch.ones(1)
     )
     plan = [(i, alpha) for i in range(len(items)) for alpha in alphas.tolist()]  # fact-major rows
+    base = torch.zeros(lens.n_units) if baseline is None else baseline.float().cpu()
     original = torch.zeros(len(items), lens.n_units)
     grad_sum = torch.zeros(len(items), lens.n_units)
     step = rows_per_pass(batch_size, prefixes)
@@ -98,13 +106,14 @@ def attribute(
             torch.tensor([a for _, a in chunk], device=loaded.device),
             grad=method != "activation",
             prefixes=prefixes,
+            baseline=base,
         )
         original[index] = values.cpu()  # every row of a fact carries the same original value
         if grads is not None:
             grad_sum.index_add_(0, index, grads.cpu())
         if on_rows:
             on_rows(len(chunk))
-    scores = original if method == "activation" else original * grad_sum / len(alphas)
+    scores = original if method == "activation" else (original - base) * grad_sum / len(alphas)
     if not torch.isfinite(scores).all():
         raise BenchError(f"{method} attribution produced NaN or infinite scores; try --dtype float32.")
     return scores

@@ -58,9 +58,16 @@ def unit_mask(n_units: int, units: torch.Tensor) -> torch.Tensor:
 
 @contextmanager
 def units_ablated_at(
-    loaded: LoadedModel, lens: Lens, units: torch.Tensor, where: torch.Tensor | Positions
+    loaded: LoadedModel,
+    lens: Lens,
+    units: torch.Tensor,
+    where: torch.Tensor | Positions,
+    value: torch.Tensor | None = None,
 ) -> Iterator[EditSize]:
-    """Units set to 0 where ``units`` [batch or 1, n_units] and ``where`` are both True.
+    """Units set to ``value`` where ``units`` [batch or 1, n_units] and ``where`` are both True.
+
+    ``value``: the reference each unit is set to (bench.model.reference), [n_units] or one row per
+    batch row [batch, n_units]; None sets units to 0.
 
     ``where`` is a [batch, pos] mask for known inputs, or "all" / "all_but_first" for every
     forward pass inside the context whatever its shape (an erasure edits the model for all the
@@ -81,7 +88,10 @@ def units_ablated_at(
 
     def edit(acts: torch.Tensor) -> torch.Tensor:
         drop = units.to(acts.device)[:, None, :] & positions(acts)[:, :, None]
-        return acts.masked_fill(drop, 0)
+        if value is None:
+            return acts.masked_fill(drop, 0)
+        reference = value.to(acts.device, acts.dtype)
+        return torch.where(drop, reference[None, None, :] if reference.dim() == 1 else reference[:, None, :], acts)
 
     def observe(before: torch.Tensor, after: torch.Tensor) -> None:
         delta = (after - before).float().norm(dim=-1)  # zero wherever nothing was edited

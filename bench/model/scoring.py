@@ -90,10 +90,13 @@ def cache_argument(model: torch.nn.Module, past: list[tuple[torch.Tensor, torch.
 class Scores:
     log_prob: torch.Tensor  # [B] log p(y | x)
     greedy_correct: torch.Tensor  # [B] bool: every answer token is the argmax (greedy decoding yields y)
+    # [B, vocab] log-probabilities of the next token at the last prompt token, when asked for
+    next_logp: torch.Tensor | None = None
 
 
-def score(loaded: LoadedModel, batch: Batch) -> Scores:
-    """Forward the batch (under whatever hooks are active) and score each row's answer.
+def score(loaded: LoadedModel, batch: Batch, next_token: bool = False) -> Scores:
+    """Forward the batch (under whatever hooks are active) and score each row's answer; with
+    ``next_token``, also keep the whole next-token distribution at the last prompt token.
 
     The LM head runs only at the positions that predict answer tokens (``logits_to_keep``): with a
     49k vocabulary it would otherwise be a fifth of the pass and a [B, T, vocab] tensor."""
@@ -114,7 +117,9 @@ def score(loaded: LoadedModel, batch: Batch) -> Scores:
     misses = torch.zeros(n_rows, device=hit.device).index_add(0, batch.rows, 1 - hit)
     if torch.isnan(log_prob).any():
         raise BenchError("the model produced NaN log-probabilities; try --dtype float32 or check the weights.")
-    return Scores(log_prob, misses == 0)
+    # rows are listed in order, so each row's first answer token (predicted at its last prompt token) comes first
+    first = torch.searchsorted(batch.rows, torch.arange(n_rows, device=batch.rows.device))
+    return Scores(log_prob, misses == 0, picked[first].log_softmax(-1) if next_token else None)
 
 
 def score_items(

@@ -13,14 +13,24 @@ from bench.errors import BenchError
 from bench.model.loading import LoadedModel
 
 
-def wikitext_windows(data_dir: Path | None, tokenizer: PreTrainedTokenizerBase, n: int, length: int) -> torch.Tensor:
-    """[n, length] token ids: consecutive windows from the start of WikiText-2's test split."""
+def wikitext_windows(
+    data_dir: Path | None, tokenizer: PreTrainedTokenizerBase, n: int, length: int, split: str = "test"
+) -> torch.Tensor:
+    """[n, length] token ids: consecutive windows from the start of a WikiText-2 split."""
+    ids = wikitext_tokens(data_dir, tokenizer, n * length, split)
+    if len(ids) < n * length:
+        raise BenchError(f"WikiText-2 {split} has {len(ids)} tokens, fewer than the {n} x {length} asked for.")
+    return ids.view(n, length)
+
+
+def wikitext_tokens(data_dir: Path | None, tokenizer: PreTrainedTokenizerBase, limit: int, split: str) -> torch.Tensor:
+    """Up to ``limit`` consecutive token ids from the start of a WikiText-2 split."""
     ids: list[int] = []
-    for page in wikitext_pages(data_dir, "test"):
+    for page in wikitext_pages(data_dir, split):
         ids.extend(tokenizer(page, add_special_tokens=False)["input_ids"])
-        if len(ids) >= n * length:
-            return torch.tensor(ids[: n * length]).view(n, length)
-    raise BenchError(f"WikiText-2 test has {len(ids)} tokens, fewer than the {n} x {length} the KL control asks for.")
+        if len(ids) >= limit:
+            break
+    return torch.tensor(ids[:limit], dtype=torch.long)
 
 
 def next_token_logits(loaded: LoadedModel, windows: torch.Tensor) -> torch.Tensor:

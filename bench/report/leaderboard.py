@@ -117,12 +117,21 @@ def _middle_k(df: pd.DataFrame, every_k_where_asked: bool = True) -> pd.DataFram
     """Metrics reported at several k, at the middle k of their task (every k where the task asks)."""
     keep = []
     for (_task, _base), group in df.groupby(["task", "base"], sort=False):
-        ks = sorted({k for k in group["k"] if k.isdigit()}, key=int)
+        ks = sorted({k for k in group["k"] if _numeric(k)}, key=float)
         if not ks or (every_k_where_asked and group["all_k"].iloc[0]):
             keep.append(group)
         else:
             keep.append(group[group["k"] == ks[len(ks) // 2]])
     return pd.concat(keep).sort_index()
+
+
+def _numeric(k: str) -> bool:
+    """A metric's suffix that is a number: a k (``@5``) or a budget (``@0.05``)."""
+    try:
+        float(k)
+    except ValueError:
+        return False
+    return True
 
 
 def caveats(df: pd.DataFrame, task_types: Mapping[str, TaskType]) -> dict[int, str]:

@@ -8,25 +8,34 @@ from bench.engine.records import Record
 from bench.plugin.specs import MetricSpec
 
 METRICS = (
-    MetricSpec("specificity", "specificity (ΔProb − unrelated)", headline=True),  # every k: its plot
+    # ranked: selectivity where each fact's growing edits reach a last-token KL budget (frontier.py)
+    MetricSpec("selectivity_at_kl", "selectivity at KL budget", headline=True, shown_at="all"),
+    MetricSpec("selectivity", "selectivity (ΔProb − max(same relation, unrelated))"),  # every k: its plot
+    MetricSpec("specificity", "specificity (ΔProb − unrelated)"),
     MetricSpec("delta_prob", "ΔProb (raw)", higher_is_better=None),
+    MetricSpec("delta_prob_same_relation", "ΔProb same relation", higher_is_better=None),
     MetricSpec("delta_prob_unrelated", "ΔProb unrelated", higher_is_better=None),
     MetricSpec("delta_prob_random", "ΔProb random edit", higher_is_better=None),
-    MetricSpec("kl", "KL WikiText", higher_is_better=None),
+    MetricSpec("kl_last", "KL next token (scored edit)", higher_is_better=None),
+    MetricSpec("kl", "KL WikiText (all positions)", higher_is_better=None),
     MetricSpec("edit_norm", "‖Δh‖/‖h‖", higher_is_better=None),
+    MetricSpec("smallest_edit_fits", "share of facts whose k=min edit fits the budget", higher_is_better=None),
     MetricSpec("p_clean", "P(answer)", higher_is_better=None, detail=False),
 )
 
 
 class KnowledgeAblationRecord(Record):
-    sample: dict[str, Any]  # how the facts were drawn (caps, dropped facts)
+    sample: dict[str, Any]  # how the facts were drawn (caps, dropped facts, facts without a same-relation partner)
+    ablation: dict[str, Any]  # the rule a removed unit follows and the reference it was measured on
 
 
 def item_values(record: dict[str, Any], key: str) -> dict[str, tuple[str, float]] | None:
-    """Each fact's value of ``key`` (``specificity@5``, ``p_clean``), clustered by relation; None
-    for a record without its items (a compact published copy)."""
+    """Each fact's value of ``key`` (``selectivity_at_kl@0.05``, ``specificity@5``, ``p_clean``),
+    clustered by relation, over the facts that have one; None for a record without its items (a
+    compact published copy)."""
     name, _, k = key.partition("@")
     items = record.get("items")
     if not items:
         return None
-    return {item["id"]: (item["relation"], float(item[name][k] if k else item[name])) for item in items}
+    values = {item["id"]: (item["relation"], item[name][k] if k else item[name]) for item in items}
+    return {item: (relation, float(value)) for item, (relation, value) in values.items() if value is not None}

@@ -1,8 +1,9 @@
 """ΔProb's side-effect frontier, drawn by the leaderboard from knowledge_ablation records.
 
-Specificity rises with the size of an edit, so one k is not a fair point of comparison: each
-lens is drawn at every k it was run at, against the side effect of that same selection (the
-WikiText KL control), and lenses are compared where their lines reach the same KL.
+Selectivity rises with the size of an edit, so one k is not a fair point of comparison: each
+lens is drawn at every k it was run at, against the side effect of that very edit (the KL of the
+next token at the last token of held-out prompts), and lenses are compared where their lines
+reach the same KL; the dotted verticals are the budgets the headline reads them at.
 """
 
 from __future__ import annotations
@@ -17,21 +18,25 @@ from bench.report.plots import distinct_colors, distinct_styles, save_figure
 
 
 def frontier_points(records: list[dict[str, Any]]) -> dict[tuple[int, str], list[tuple[float, float, float]]]:
-    """{(layer, lens label): [(KL, specificity, specificity SE), ...] by increasing k}."""
+    """{(layer, lens label): [(KL, selectivity, selectivity SE), ...] by increasing k}."""
     out: dict[tuple[int, str], list[tuple[float, float, float]]] = {}
     for record in records:
         metrics = record["metrics"]
         ks = sorted(
-            (int(key.partition("@")[2]) for key in metrics if key.startswith("specificity@")),
+            int(k) for key in metrics if key.startswith("selectivity@") and (k := key.partition("@")[2]).isdigit()
         )
         points = [
-            (metrics[f"kl@{k}"]["mean"], metrics[f"specificity@{k}"]["mean"], metrics[f"specificity@{k}"]["se"])
+            (metrics[f"kl_last@{k}"]["mean"], metrics[f"selectivity@{k}"]["mean"], metrics[f"selectivity@{k}"]["se"])
             for k in ks
-            if f"kl@{k}" in metrics
+            if f"kl_last@{k}" in metrics
         ]
         if points:
             out[(int(record["lens"]["layer"]), lens_label(record))] = points
     return out
+
+
+def budgets(records: list[dict[str, Any]]) -> list[float]:
+    return sorted({float(key.partition("@")[2]) for r in records for key in r["metrics"] if key.startswith("selectivity_at_kl@")})
 
 
 def frontier_plot(records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
@@ -51,13 +56,15 @@ def frontier_plot(records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
                     kl, spec, yerr=[Z95 * s for s in se], color=colors[i], marker=marker, linestyle=line,
                     capsize=2, markersize=4, label=label,
                 )  # fmt: skip
+        for budget in budgets(records):
+            ax.axvline(budget, color="grey", linewidth=0.6, linestyle=":")
         ax.set_xscale("log")
         ax.set_title(f"layer {layer}", fontsize=9)
-        ax.set_xlabel("KL on WikiText, same units ablated\nat every position but the first (nats)", fontsize=8)
+        ax.set_xlabel("KL of the next token, held-out prompts,\nunder the scored edit (nats)", fontsize=8)
         ax.axhline(0, color="grey", linewidth=0.6)
-    axes[0][0].set_ylabel("specificity (95 % interval)")
+    axes[0][0].set_ylabel("selectivity (95 % interval)")
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     handles = {label: handle for ax in axes[0] for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)}
     fig.legend(handles.values(), handles.keys(), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle("ΔProb frontier: specificity against side effect, one point per k", fontsize=10)
+    fig.suptitle("ΔProb frontier: selectivity against side effect, one point per k", fontsize=10)
     return [save_figure(fig, out_dir / "knowledge_ablation_frontier.png")]

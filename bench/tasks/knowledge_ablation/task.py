@@ -3,14 +3,20 @@ with the controls that say whether the drop is specific to the fact.
 
 For each known fact: P = p(y|x); attribute p(y|x) to the lens's units at the last prompt
 token; ablate the top-k units at the configured positions (default: that token only) and
-rescore, P'; ΔProb = max(0, (P-P')/P) (docs/methods/knowledge_ablation.md). Controls,
-per fact and k:
+rescore, P'; ΔProb = max(0, (P-P')/P) (docs/methods/knowledge_ablation.md). Every lens removes
+a unit the same way: it is set to its reference value (its mean on WikiText by default,
+bench.model.reference), which is also the integrated-gradients baseline. Controls, per fact and k:
 
-- unrelated: the same units ablated the same way on N known facts of other relations;
-  specificity = ΔProb - ΔProb on those. A lens whose ablations break everything scores ~0;
+- same relation: the same units ablated the same way on known facts of the fact's relation
+  with another answer; selectivity = ΔProb - max(ΔProb there, ΔProb unrelated), the ranked
+  metric: units that carry the relation, not the fact, score ~0;
+- unrelated: the same on N known facts of other relations; specificity = ΔProb - ΔProb there;
+- KL last token: KL(clean ‖ ablated) of the next-token distribution at the last token of the
+  unrelated prompts, under the very edit that is scored; the side effect the frontier
+  (selectivity at a KL budget, frontier.py) is matched on;
 - random edit: a random vector with the ablation's norm added at the same positions;
-- KL: the mean per-token KL(clean ‖ ablated) on WikiText-2 text, the units ablated at every
-  position but the first;
+- KL WikiText: the mean per-token KL on WikiText-2 text, the units ablated at every position
+  but the first (the cost of the edit made permanent);
 - edit norm: ‖Δh‖/‖h‖ at the site over the edited positions.
 
 Nothing clean is computed twice (unless ``ctx.reuse_clean`` is off): with edits at the last prompt
@@ -30,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from bench.data.pararel import Fact
 from bench.engine.context import TaskContext
@@ -42,6 +48,7 @@ from bench.model.interventions import Positions, batch_positions, position_mask,
 from bench.model.lens import Lens
 from bench.model.loading import LoadedModel
 from bench.model.prefix import CleanPrefixes, collate_items, rows_per_pass
+from bench.model.reference import AblationValue, UnitReference
 from bench.model.scoring import Encoded, encode, score
 from bench.model.text_kl import CleanDistribution, next_token_logits, wikitext_windows
 from bench.plugin.specs import TaskType
@@ -56,24 +63,39 @@ from bench.tasks.facts import (
     known_facts,
     sampled,
 )
+from bench.tasks.knowledge_ablation.frontier import at_budget, fits
 from bench.tasks.knowledge_ablation.outputs import METRICS, KnowledgeAblationRecord, item_values
 from bench.tasks.knowledge_ablation.plot import frontier_plot
 
 
 class SelectionConfig(Section):
-    k: list[int] = Field([1, 5, 10], min_length=1)
+    k: list[int] = Field([1, 2, 5, 10, 20, 50], min_length=1)
     threshold: float | None = Field(None, gt=0, le=1, description="also ablate all units >= threshold x max")
 
 
 class AblationConfig(Section):
     positions: Positions = Field("last", description="last prompt token | all_but_first | all (edits the sink)")
+    value: AblationValue = Field("mean", description="what a removed unit is set to: mean | zero | resample")
+    reference_windows: int = Field(16, ge=1, description="WikiText-2 validation windows of 128 tokens for the reference")
 
 
 class ControlsConfig(Section):
+    same_relation: int = Field(10, ge=1, description="known facts of the same relation, another answer, per fact")
     unrelated: int = Field(20, ge=1, description="known facts of other relations ablated the same way, per fact")
     random_edit: bool = True
     kl_windows: int = Field(4, ge=0, description="WikiText-2 windows for the KL control; 0 turns it off")
     kl_window_tokens: int = Field(64, ge=2)
+
+
+class FrontierConfig(Section):
+    kl_budgets: list[float] = Field([0.01, 0.05], min_length=1, description="last-token KL budgets (nats)")
+
+    @field_validator("kl_budgets")
+    @classmethod
+    def _positive(cls, budgets: list[float]) -> list[float]:
+        if any(b <= 0 for b in budgets):
+            raise ValueError("every KL budget must be positive")
+        return budgets
 
 
 class KnowledgeAblationConfig(TaskConfig):
@@ -85,11 +107,22 @@ class KnowledgeAblationConfig(TaskConfig):
     selection: SelectionConfig = SelectionConfig()
     ablation: AblationConfig = AblationConfig()
     controls: ControlsConfig = ControlsConfig()
+    frontier: FrontierConfig = FrontierConfig()
     bootstrap: BootstrapConfig = BootstrapConfig()
 
 
 # Per-item values reported per selection, in the order the leaderboard shows them.
-PER_SELECTION = ("specificity", "delta_prob", "delta_prob_unrelated", "delta_prob_random", "kl", "edit_norm")
+PER_SELECTION = (
+    "selectivity",
+    "specificity",
+    "delta_prob",
+    "delta_prob_same_relation",
+    "delta_prob_unrelated",
+    "delta_prob_random",
+    "kl_last",
+    "kl",
+    "edit_norm",
+)
 
 
 def _selections(scores: torch.Tensor, config: SelectionConfig) -> dict[str, torch.Tensor]:
@@ -120,6 +153,7 @@ class Ablated:
     prob: torch.Tensor  # [rows] p(y|x) with the units ablated
     random_prob: torch.Tensor | None  # [rows] p(y|x) with a random edit of the same size instead
     edit_norm: torch.Tensor  # [rows] ‖Δh‖/‖h‖ over the edited positions
+    kl: torch.Tensor | None  # [rows] KL(clean ‖ ablated) of the next token at the last prompt token
 
 
 def ablate(
@@ -129,52 +163,73 @@ def ablate(
     masks: torch.Tensor,
     where: Positions,
     batch_size: int,
-    random_seeds: Sequence[int] | None,
+    reference: UnitReference,
+    row_seeds: Sequence[int],
+    random_edit_too: bool,
     prefixes: CleanPrefixes | None,
+    clean_next: torch.Tensor | None = None,
 ) -> Ablated:
-    """Each row's masked units ablated at the positions; with seeds, also the matched random edit.
-    With ``prefixes`` (positions 'last' only), each pass starts at the last prompt token."""
-    probs, randoms, norms = [], [], []
+    """Each row's masked units set to their reference value at the positions; with
+    ``random_edit_too``, also the matched random edit; with ``clean_next`` [rows, vocab] (clean
+    next-token log-probabilities), the KL of each row's edited next-token distribution.
+    ``row_seeds`` draw the random directions and resampled values. With ``prefixes`` (positions
+    'last' only), each pass starts at the last prompt token."""
+    probs, randoms, norms, kls = [], [], [], []
     step = rows_per_pass(batch_size, prefixes)
     with torch.no_grad():
         for start in range(0, len(items), step):
             batch = collate_items(loaded, items[start : start + step], prefixes)
-            with units_ablated_at(loaded, lens, masks[start : start + step], batch_positions(batch, where)) as size:
-                probs.append(score(loaded, batch).log_prob.exp().cpu())
+            seeds = row_seeds[start : start + step]
+            value = reference.values(seeds)
+            with units_ablated_at(loaded, lens, masks[start : start + step], batch_positions(batch, where), value) as size:
+                scores = score(loaded, batch, next_token=clean_next is not None)
+            probs.append(scores.log_prob.exp().cpu())
+            if clean_next is not None and scores.next_logp is not None:
+                clean = clean_next[start : start + step].to(scores.next_logp.device)
+                kls.append((clean.exp() * (clean - scores.next_logp)).sum(-1).cpu())  # term by term (text_kl.py)
             norms.append(size.relative.cpu())
-            if random_seeds is not None:
-                seeds = random_seeds[start : start + step]
+            if random_edit_too:
                 with random_edit(loaded, lens.site, size.delta_norm, seeds, batch.offsets):
                     randoms.append(score(loaded, batch).log_prob.exp().cpu())
-    return Ablated(torch.cat(probs), torch.cat(randoms) if randoms else None, torch.cat(norms))
+    return Ablated(
+        torch.cat(probs), torch.cat(randoms) if randoms else None, torch.cat(norms), torch.cat(kls) if kls else None
+    )
 
 
-def clean_probs(
+def clean_scores(
     loaded: LoadedModel, items: Sequence[Encoded], batch_size: int, prefixes: CleanPrefixes | None
-) -> torch.Tensor:
-    """[len(items)] p(y|x) without any edit."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[len(items)] p(y|x) without any edit, and [len(items), vocab] the next-token log-probabilities
+    at each prompt's last token."""
     step = rows_per_pass(batch_size, prefixes)
+    probs, nexts = [], []
     with torch.no_grad():
-        return torch.cat(
-            [
-                score(loaded, collate_items(loaded, items[start : start + step], prefixes)).log_prob.exp().cpu()
-                for start in range(0, len(items), step)
-            ]
-        )
+        for start in range(0, len(items), step):
+            scores = score(loaded, collate_items(loaded, items[start : start + step], prefixes), next_token=True)
+            assert scores.next_logp is not None
+            probs.append(scores.log_prob.exp().cpu())
+            nexts.append(scores.next_logp.cpu())
+    return torch.cat(probs), torch.cat(nexts)
 
 
 class _Controls:
-    """What every chunk of facts shares: the unrelated-fact pool, the clean prefixes of its prompts
-    (the target facts are in it) and the clean WikiText windows."""
+    """What every chunk of facts shares: the control-fact pool with its clean scores and the clean
+    prefixes of its prompts (the target facts are in it), the units' reference values and the clean
+    WikiText windows."""
 
     def __init__(self, ctx: TaskContext, config: KnowledgeAblationConfig, pool: list[Fact]):
         self.config = config
         self.pool = pool
+        ablation = config.ablation
+        self.reference = UnitReference.measure(
+            ctx.loaded, ctx.lens, ablation.value, ctx.data_dir, windows=ablation.reference_windows
+        )
         encoded = encode(ctx.loaded.tokenizer, pool)
-        reuse = ctx.reuse_clean and config.ablation.positions == "last"
+        reuse = ctx.reuse_clean and ablation.positions == "last"
         self.prefixes = CleanPrefixes(ctx.loaded, encoded, ctx.batch_size) if reuse else None
-        clean = clean_probs(ctx.loaded, encoded, ctx.batch_size, self.prefixes).tolist()
-        self.pool_clean = {fact.id: p for fact, p in zip(pool, clean, strict=True)}
+        clean, self.pool_next = clean_scores(ctx.loaded, encoded, ctx.batch_size, self.prefixes)
+        self.pool_clean = {fact.id: p for fact, p in zip(pool, clean.tolist(), strict=True)}
+        self.pool_row = {fact.id: i for i, fact in enumerate(pool)}
         controls = config.controls
         self.windows = None
         if controls.kl_windows:
@@ -196,7 +251,14 @@ class _Controls:
         rng = random.Random(_seed(self.config.seed, fact.id))
         return rng.sample(others, min(self.config.controls.unrelated, len(others)))
 
-    def kl(self, ctx: TaskContext, selections: torch.Tensor) -> list[float]:
+    def same_relation(self, fact: Fact) -> list[Fact]:
+        """Known facts of the fact's relation with another answer: what a unit that carries the
+        relation (not the fact) also breaks. Empty when the sample has none (reported per record)."""
+        partners = [f for f in self.pool if f.relation == fact.relation and f.answer != fact.answer]
+        rng = random.Random(_seed(self.config.seed, fact.id, "same_relation"))
+        return rng.sample(partners, min(self.config.controls.same_relation, len(partners)))
+
+    def kl(self, ctx: TaskContext, selections: torch.Tensor, seeds: Sequence[int]) -> list[float]:
         """KL on the windows for each selection of units [n_selections, n_units], ablated at every
         position (but the first, unless 'all'); one pass for every selection."""
         assert self.windows is not None
@@ -204,12 +266,71 @@ class _Controls:
         windows = self.windows.repeat(times, 1)  # selection-major rows
         where = "all" if self.config.ablation.positions == "all" else "all_but_first"
         mask = position_mask(windows, torch.ones_like(windows), None, where)
+        value = self.reference.values([seed for seed in seeds for _ in range(n)])
         with (
             self.stream.skipping(times),
-            units_ablated_at(ctx.loaded, ctx.lens, selections.repeat_interleave(n, 0), mask),
+            units_ablated_at(ctx.loaded, ctx.lens, selections.repeat_interleave(n, 0), mask, value),
         ):
             edited = next_token_logits(ctx.loaded, windows)
         return [self.clean.mean_kl(edited[i * n : (i + 1) * n]) for i in range(times)]
+
+
+def _control_drops(
+    ctx: TaskContext,
+    controls: _Controls,
+    facts: Sequence[Fact],
+    partners: list[list[Fact]],
+    masks: torch.Tensor,
+    names: list[str],
+    with_kl: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Each (fact, selection)'s ablation repeated on the fact's partner facts: the mean ΔProb over
+    them [facts, selections] (NaN where a fact has none) and, with ``with_kl``, the mean KL of the
+    next token at their last prompt token."""
+    config = controls.config
+    rows = [(i, j, u) for i in range(len(facts)) for j in range(len(names)) for u in partners[i]]
+    drops = torch.full((len(facts), len(names)), float("nan"))
+    kls = torch.full((len(facts), len(names)), float("nan")) if with_kl else None
+    if not rows:
+        return drops, kls
+    out = ablate(
+        ctx.loaded,
+        ctx.lens,
+        encode(ctx.loaded.tokenizer, [u for _, _, u in rows]),
+        torch.stack([masks[i * len(names) + j] for i, j, _ in rows]),
+        config.ablation.positions,
+        ctx.batch_size,
+        controls.reference,
+        [_seed(config.seed, facts[i].id, names[j], u.id) for i, j, u in rows],
+        False,
+        controls.prefixes,
+        controls.pool_next[[controls.pool_row[u.id] for _, _, u in rows]] if with_kl else None,
+    )
+    sums = torch.zeros(len(facts), len(names))
+    kl_sums = torch.zeros(len(facts), len(names))
+    for r, (i, j, u) in enumerate(rows):
+        sums[i, j] += drop(controls.pool_clean[u.id], float(out.prob[r]))
+        if out.kl is not None:
+            kl_sums[i, j] += float(out.kl[r])
+    counts = torch.tensor([max(1, len(p)) for p in partners], dtype=torch.float32)[:, None]
+    has = torch.tensor([bool(p) for p in partners])[:, None]
+    drops = torch.where(has, sums / counts, drops)
+    if kls is not None:
+        kls = torch.where(has, kl_sums / counts, kls)
+    return drops, kls
+
+
+def _budget_values(row: dict[str, Any], budgets: Sequence[float]) -> None:
+    """Fill the row's selectivity at each KL budget, from its k-selections in increasing k."""
+    ks = sorted((name for name in row["selectivity"] if name.isdigit()), key=int)
+    for budget in budgets:
+        key = f"{budget:g}"
+        if not ks or row["selectivity"][ks[0]] is None:
+            row["selectivity_at_kl"][key] = None
+            continue
+        path = [(row["kl_last"][k], row["selectivity"][k]) for k in ks]
+        row["selectivity_at_kl"][key] = at_budget(path, budget)
+        row["smallest_edit_fits"][key] = fits(path, budget)
 
 
 def _process(
@@ -219,7 +340,7 @@ def _process(
     items = encode(loaded.tokenizer, facts)
     # P is rescored here rather than read from the known-facts cache, which may have been filled on
     # another device or batch size: P and P' then differ by the ablation only
-    clean = clean_probs(loaded, items, ctx.batch_size, prefixes)
+    clean, _ = clean_scores(loaded, items, ctx.batch_size, prefixes)
     attribution = config.attribution
     scores = attribute(
         loaded,
@@ -230,10 +351,10 @@ def _process(
         ctx.batch_size,
         prefixes=prefixes,
         reuse_clean=ctx.reuse_clean,
+        baseline=controls.reference.mean,
     )
     selections = _selections(scores, config.selection)
     names = list(selections)
-    where = config.ablation.positions
     # One row per (fact, selection), fact-major, batched together.
     masks = torch.stack([selections[name] for name in names], dim=1).flatten(0, 1)
     seeds = [_seed(config.seed, fact.id, name) for fact in facts for name in names]
@@ -242,32 +363,24 @@ def _process(
         lens,
         [item for item in items for _ in names],
         masks,
-        where,
+        config.ablation.positions,
         ctx.batch_size,
-        seeds if config.controls.random_edit else None,
+        controls.reference,
+        seeds,
+        config.controls.random_edit,
         prefixes,
     )
-    # The same ablations on unrelated facts: one row per (fact, selection, unrelated fact).
+    # The same ablations on the control facts, one row per (fact, selection, control fact).
     unrelated = [controls.unrelated(fact) for fact in facts]
-    rows_unrelated = [(i, j, u) for i in range(len(facts)) for j in range(len(names)) for u in unrelated[i]]
-    other = ablate(
-        loaded,
-        lens,
-        encode(loaded.tokenizer, [u for _, _, u in rows_unrelated]),
-        torch.stack([masks[i * len(names) + j] for i, j, _ in rows_unrelated]),
-        where,
-        ctx.batch_size,
-        None,
-        prefixes,
-    )
-    unrelated_drop = torch.zeros(len(facts), len(names))
-    for (i, j, u), p in zip(rows_unrelated, other.prob.tolist(), strict=True):
-        unrelated_drop[i, j] += drop(controls.pool_clean[u.id], p) / len(unrelated[i])
+    same = [controls.same_relation(fact) for fact in facts]
+    unrelated_drop, unrelated_kl = _control_drops(ctx, controls, facts, unrelated, masks, names, with_kl=True)
+    same_drop, _ = _control_drops(ctx, controls, facts, same, masks, names, with_kl=False)
+    assert unrelated_kl is not None
     top = scores.topk(max(config.selection.k), dim=1)
     rows = []
     for i, fact in enumerate(facts):
         kl = (
-            controls.kl(ctx, torch.stack([selections[name][i] for name in names]))
+            controls.kl(ctx, torch.stack([selections[name][i] for name in names]), seeds[i * len(names) : (i + 1) * len(names)])
             if controls.windows is not None
             else None
         )
@@ -281,22 +394,46 @@ def _process(
             "top_units": top.indices[i].tolist(),
             "top_scores": top.values[i].tolist(),
             "unrelated": [u.id for u in unrelated[i]],
-            **{key: {} for key in ("p_ablated", "n_ablated", *PER_SELECTION)},
+            "same_relation": [u.id for u in same[i]],
+            **{key: {} for key in ("p_ablated", "n_ablated", *PER_SELECTION, "selectivity_at_kl", "smallest_edit_fits")},
         }
         for j, name in enumerate(names):
             r = i * len(names) + j
+            delta = drop(p, float(target.prob[r]))
+            other, partner = float(unrelated_drop[i, j]), float(same_drop[i, j])
             row["p_ablated"][name] = float(target.prob[r])
             row["n_ablated"][name] = int(selections[name][i].sum())
-            row["delta_prob"][name] = drop(p, float(target.prob[r]))
-            row["delta_prob_unrelated"][name] = float(unrelated_drop[i, j])
-            row["specificity"][name] = row["delta_prob"][name] - row["delta_prob_unrelated"][name]
+            row["delta_prob"][name] = delta
+            row["delta_prob_unrelated"][name] = other
+            row["specificity"][name] = delta - other
+            row["delta_prob_same_relation"][name] = None if same[i] == [] else partner
+            row["selectivity"][name] = None if same[i] == [] else delta - max(other, partner)
+            row["kl_last"][name] = float(unrelated_kl[i, j])
             row["edit_norm"][name] = float(target.edit_norm[r])
             if target.random_prob is not None:
                 row["delta_prob_random"][name] = drop(p, float(target.random_prob[r]))
             if kl is not None:
                 row["kl"][name] = kl[j]
+        _budget_values(row, config.frontier.kl_budgets)
         rows.append(row)
     return rows
+
+
+def _summaries(rows: list[dict[str, Any]], config: KnowledgeAblationConfig) -> dict[str, Any]:
+    """Every per-selection and per-budget value's mean with a relation-clustered bootstrap SE, over
+    the facts that have it (selectivity: the facts with a same-relation partner)."""
+    resamples, seed = config.bootstrap.resamples, config.seed
+    metrics = {}
+    for key in (*PER_SELECTION, "selectivity_at_kl", "smallest_edit_fits"):
+        for name in rows[0][key]:
+            kept = [row for row in rows if row[key].get(name) is not None]
+            if kept:
+                metrics[f"{key}@{name}"] = mean_se(
+                    [float(row[key][name]) for row in kept], resamples, seed, [row["relation"] for row in kept]
+                )
+    relations = [row["relation"] for row in rows]
+    metrics["p_clean"] = mean_se([row["p_clean"] for row in rows], resamples, seed, relations)
+    return metrics
 
 
 def run(ctx: TaskContext) -> dict[str, Any]:
@@ -320,16 +457,21 @@ def run(ctx: TaskContext) -> dict[str, Any]:
         bar.update(len(rows))
     bar.close()
     rows = [done[fact.id] for fact in facts]
-    relations = [row["relation"] for row in rows]
-    resamples, seed = config.bootstrap.resamples, config.seed
-    metrics = {
-        f"{key}@{name}": mean_se([row[key][name] for row in rows], resamples, seed, relations)
-        for key in PER_SELECTION
-        for name in rows[0][key]
+    without_partner = [row["id"] for row in rows if not row["same_relation"]]
+    sample = {
+        "known_after_sampling": len(pool),
+        "used": len(facts),
+        "relations": len({row["relation"] for row in rows}),
+        # selectivity needs a fact of the same relation with another answer; these have none and
+        # count in every metric but selectivity
+        "without_same_relation_partner": without_partner,
     }
-    metrics["p_clean"] = mean_se([row["p_clean"] for row in rows], resamples, seed, relations)
-    sample = {"known_after_sampling": len(pool), "used": len(facts), "relations": len(set(relations))}
-    return {"metrics": metrics, "sample": sample, "items": rows}
+    return {
+        "metrics": _summaries(rows, config),
+        "sample": sample,
+        "ablation": controls.reference.describe(),
+        "items": rows,
+    }
 
 
 TASK_TYPE = TaskType(
