@@ -29,12 +29,15 @@ def record(lens: str, site: str, means: dict[str, float], finished: str, rid: st
     }
 
 
-def ablation(specificity: list[float], raw: list[float]) -> dict[str, float]:
-    """ΔProb metrics at k = 1, 5, 10: specificity (ranked) and the raw drop beside it."""
+def ablation(selectivity: list[float], raw: list[float]) -> dict[str, float]:
+    """ΔProb metrics at k = 1, 5, 10: selectivity and the raw drop beside it; selectivity at two KL
+    budgets (ranked; the headline shows the larger, the middle of two) read off the first two k."""
     ks = (1, 5, 10)
-    return {f"specificity@{k}": v for k, v in zip(ks, specificity, strict=True)} | {
-        f"delta_prob@{k}": v for k, v in zip(ks, raw, strict=True)
-    }
+    return (
+        {f"selectivity@{k}": v for k, v in zip(ks, selectivity, strict=True)}
+        | {f"delta_prob@{k}": v for k, v in zip(ks, raw, strict=True)}
+        | {"selectivity_at_kl@0.01": selectivity[0], "selectivity_at_kl@0.05": selectivity[1]}
+    )
 
 
 RECORDS = [
@@ -44,13 +47,13 @@ RECORDS = [
     record(
         "sae_post_mlp",
         "blocks.2.hook_resid_post",
-        ablation([0.4, 0.5, 0.2], [0.5, 0.8, 0.9]) | {"kl@1": 0.01, "kl@5": 0.05, "kl@10": 0.2},
+        ablation([0.4, 0.5, 0.2], [0.5, 0.8, 0.9]) | {"kl_last@1": 0.01, "kl_last@5": 0.05, "kl_last@10": 0.2},
         "2026-01-01",
         "r3",
     ),
     # the same cell computed again later: the newer record wins
     record("mlp_neurons", "blocks.2.mlp.hook_post", ablation([0.15, 0.35, 0.3], [0.25, 0.45, 0.9]), "2026-02-01", "r4"),
-    # a baseline at the SAE's site: top raw ΔProb, but bold goes to the best specificity at that site only
+    # a baseline at the SAE's site: top raw ΔProb, but bold goes to the best selectivity at that site only
     record("random", "blocks.2.hook_resid_post", ablation([0.0, 0.1, 0.1], [0.9, 0.95, 0.99]), "2026-01-01", "r11"),
 ]
 
@@ -193,7 +196,7 @@ def test_other_formats(tmp_path, tiny_model_dirs, tiny_task, corpus_dir) -> None
     # small: plots are the PNG files beside the page, not inlined; each row links to its record
     assert "<table id='headline'" in html and "src='bars_tiny_ablation.png'" in html
     assert "data:image/png;base64," not in html and "class=rec" in html
-    assert (tmp_path / "board" / "tiny_ablation_specificity.png").exists()
+    assert (tmp_path / "board" / "knowledge_ablation_frontier.png").exists()
 
 
 def test_frontier_keeps_a_second_erasure_task_on_its_own_lines(monkeypatch, tmp_path) -> None:
@@ -225,7 +228,7 @@ def test_frontier_styles_never_repeat() -> None:
 def test_produced_by_shows_portable_commands() -> None:
     from bench.report.labels import portable_command
 
-    rec = with_sae(record("sae_post_mlp", "blocks.2.hook_resid_post", {"specificity@5": 0.5}, "2026-01-01", "p"))
+    rec = with_sae(record("sae_post_mlp", "blocks.2.hook_resid_post", {"selectivity_at_kl@0.05": 0.5}, "2026-01-01", "p"))
     rec["lens"]["config"]["sae"] = "/root/.cache/lens-bench/saes/ab12/blocks.2.hook_resid_post+standard_ne"
     rec["provenance"]["command"] = [
         "/venv/bin/bench", "run", "--units", "sae_post_mlp", "--task", "/work/runs2/tasks/knowledge_ablation.yaml",
@@ -248,9 +251,9 @@ def test_publish_writes_compact_records_that_render_the_same(tmp_path, tiny_mode
     columns = ["lens", "site", "metric", "mean", "se", "n"]
     assert frame([full])[columns].equals(frame([compact])[columns])
     # each fact's ranked value stays, so the published headline still compares lenses fact by fact
-    assert set(compact["paired_values"]) == {"specificity@1", "specificity@3"}
-    ranked = frame([full]).query("metric == 'specificity@1'")["items"].iloc[0]
-    assert frame([compact]).query("metric == 'specificity@1'")["items"].iloc[0] == ranked
+    assert set(compact["paired_values"]) == {"selectivity_at_kl@0.01", "selectivity_at_kl@0.05"}
+    ranked = frame([full]).query("metric == 'selectivity_at_kl@0.05'")["items"].iloc[0]
+    assert frame([compact]).query("metric == 'selectivity_at_kl@0.05'")["items"].iloc[0] == ranked
     assert len(ranked) == 4 and all(relation in ("P17", "P19") for relation, _ in ranked.values())
 
 

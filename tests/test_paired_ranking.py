@@ -14,17 +14,17 @@ SITE = "blocks.2.hook_resid_post"
 def record(lens: str, per_fact: list[float], rid: str) -> dict:
     """A knowledge_ablation record with its items: fact i belongs to relation i % 6."""
     items = [
-        {"id": f"f{i}", "relation": f"P{i % 6}", "specificity": {"5": v}, "p_clean": 0.5}
+        {"id": f"f{i}", "relation": f"P{i % 6}", "selectivity_at_kl": {"0.05": v}, "p_clean": 0.5}
         for i, v in enumerate(per_fact)
     ]
     mean = float(np.mean(per_fact))
     return {
-        "schema": 2,
+        "schema": 3,
         "id": rid,
         "model": {"id": "tiny", "weights_sha256": "ab" * 32, "dtype": "float32"},
         "lens": {"name": lens, "site": SITE, "layer": 2, "n_units": 24, "config": {}},
         "task": {"name": "knowledge_ablation", "type": "knowledge_ablation", "config": {"seed": 0}},
-        "metrics": {"specificity@5": {"mean": mean, "se": float(np.std(per_fact) / 6), "n": len(per_fact)}},
+        "metrics": {"selectivity_at_kl@0.05": {"mean": mean, "se": float(np.std(per_fact) / 6), "n": len(per_fact)}},
         "items": items,
         "provenance": {"finished": "2026-01-01"},
     }
@@ -84,6 +84,6 @@ def test_minimal_detectable_difference_comes_from_the_two_ses() -> None:
     from bench.report.leaderboard import minimal_detectable
 
     a, b = record("a", [0.1] * 30 + [0.5] * 30, "r1"), record("b", [0.2] * 60, "r2")
-    a["metrics"]["specificity@5"]["se"], b["metrics"]["specificity@5"]["se"] = 0.03, 0.04
+    a["metrics"]["selectivity_at_kl@0.05"]["se"], b["metrics"]["selectivity_at_kl@0.05"]["se"] = 0.03, 0.04
     top = headline(frame([a, b]))
     assert minimal_detectable(top) == {"knowledge_ablation": pytest.approx(2.8 * 0.05)}

@@ -6,6 +6,7 @@ all depend on them without depending on each other.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,20 @@ if TYPE_CHECKING:
 
     from bench.model.lens import Lens
     from bench.model.loading import LoadedModel
+
+
+# A record's metric key: base name, then optionally ``@`` a selection (a k, a threshold ``thr0.3``,
+# a budget ``0.05``), then optionally ``.`` a method (``rel.feature_edit[top_k=5]``). A dot followed
+# by digits belongs to the number before it.
+_KEY = re.compile(r"^(?P<base>[^@.]+)(?:@(?P<k>[^.]*(?:\.\d+)?))?(?:\.(?P<method>.+))?$")
+
+
+def split_key(key: str) -> tuple[str, str, str]:
+    """(base, selection, method) of a metric key, '' for the parts it lacks."""
+    match = _KEY.match(key)
+    if match is None:
+        raise ValueError(f"not a metric key: {key!r}")
+    return match["base"], match["k"] or "", match["method"] or ""
 
 
 @dataclass(frozen=True)
@@ -74,8 +89,7 @@ class TaskType:
 
     def metric(self, key: str) -> MetricSpec | None:
         """The spec of a record key such as ``specificity@5`` or ``rel.feature_edit[top_k=5]``."""
-        base = key.partition(".")[0].partition("@")[0]
-        return self._by_name.get(base)
+        return self._by_name.get(split_key(key)[0])
 
     @property
     def _by_name(self) -> dict[str, MetricSpec]:
@@ -85,4 +99,4 @@ class TaskType:
         return next((m for m in self.metrics if m.headline), None)
 
 
-__all__ = ["LensSpec", "MetricSpec", "TaskType"]
+__all__ = ["LensSpec", "MetricSpec", "TaskType", "split_key"]

@@ -20,7 +20,7 @@ from tabulate import tabulate
 
 from bench.errors import BenchError
 from bench.io import write_atomic
-from bench.plugin.specs import MetricSpec, TaskType
+from bench.plugin.specs import MetricSpec, TaskType, split_key
 from bench.report.html import html_page
 from bench.report.labels import (
     interval,
@@ -45,7 +45,7 @@ DETECTABLE_Z = 1.96 + 0.84  # two-sided α = 0.05, power 0.8
 
 def _spec(task_type: TaskType | None, key: str) -> MetricSpec:
     found = task_type.metric(key) if task_type else None
-    base = key.partition(".")[0].partition("@")[0]
+    base = split_key(key)[0]
     return found or MetricSpec(base, base, higher_is_better=None)  # a task this install does not know: shown, unranked
 
 
@@ -64,8 +64,8 @@ def frame(records: Iterable[dict[str, Any]], task_types: Mapping[str, TaskType] 
         task_type = task_types.get(record["task"]["type"])
         judge = judge_name(record)
         for key, value in record["metrics"].items():
-            metric, _, method = key.partition(".")
-            base, _, k = metric.partition("@")
+            base, k, method = split_key(key)
+            metric = f"{base}@{k}" if k else base
             spec = _spec(task_type, key)
             label = spec.label + (f" [{judge}]" if judge else "")  # scores of different judges never share a column
             rows.append(
