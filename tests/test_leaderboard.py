@@ -12,6 +12,7 @@ from bench.cli import main
 from bench.engine.records import load_records, schema_version
 from bench.errors import BenchError
 from bench.report.leaderboard import frame, render
+from bench.tasks.knowledge_ablation.task import FrontierConfig
 from tests.conftest import run_cli
 
 GOLDEN = Path(__file__).parent / "golden" / "leaderboard.md"
@@ -251,9 +252,11 @@ def test_publish_writes_compact_records_that_render_the_same(tmp_path, tiny_mode
     columns = ["lens", "site", "metric", "mean", "se", "n"]
     assert frame([full])[columns].equals(frame([compact])[columns])
     # each fact's ranked value stays, so the published headline still compares lenses fact by fact
-    assert set(compact["paired_values"]) == {"selectivity_at_kl@0.01", "selectivity_at_kl@0.05"}
-    ranked = frame([full]).query("metric == 'selectivity_at_kl@0.05'")["items"].iloc[0]
-    assert frame([compact]).query("metric == 'selectivity_at_kl@0.05'")["items"].iloc[0] == ranked
+    budgets = FrontierConfig().kl_budgets
+    assert set(compact["paired_values"]) == {f"selectivity_at_kl@{b:g}" for b in budgets}
+    query = f"metric == 'selectivity_at_kl@{budgets[-1]:g}'"
+    ranked = frame([full]).query(query)["items"].iloc[0]
+    assert frame([compact]).query(query)["items"].iloc[0] == ranked
     assert len(ranked) == 4 and all(relation in ("P17", "P19") for relation, _ in ranked.values())
 
 

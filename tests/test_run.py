@@ -118,6 +118,18 @@ def test_cli_reports_bad_input_cleanly(tmp_path, tiny_model_dirs, tiny_task, par
     assert "no-model: no such directory" in capsys.readouterr().err
 
 
+def test_ks_wider_than_the_lens_are_skipped_and_listed(tmp_path, tiny_model_dirs, tiny_task, pararel_dir, capsys) -> None:
+    # the default sweep reaches k = 50; a narrow lens (here 24 neurons) runs the ks it has
+    tiny_task.write_text(tiny_task.read_text().replace("selection: {k: [1, 3]}", "selection: {k: [1, 3, 500]}"))
+    assert run_small(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir, "--limit", "3") == 0
+    (record,) = records(tmp_path)
+    assert record["sample"]["k_skipped_wider_than_lens"] == [500]
+    assert "delta_prob@3" in record["metrics"] and "delta_prob@500" not in record["metrics"]
+    tiny_task.write_text(tiny_task.read_text().replace("k: [1, 3, 500]", "k: [500]"))
+    assert run_small(tmp_path / "none", tiny_model_dirs["llama"], tiny_task, pararel_dir, "--limit", "3") == 2
+    assert "every selection.k ([500]) exceeds the lens's" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("arch", ["gpt2", "gemma2", "gpt_neox"])
 def test_task_runs_on_every_architecture(arch, tmp_path, tiny_model_dirs, tiny_task, pararel_dir) -> None:
     assert run_small(tmp_path, tiny_model_dirs[arch], tiny_task, pararel_dir, "--limit", "3") == 0

@@ -8,7 +8,7 @@ from bench.engine.records import Record
 from bench.plugin.specs import MetricSpec
 
 METRICS = (
-    # ranked: selectivity where each fact's growing edits reach a last-token KL budget (frontier.py)
+    # ranked: selectivity at a next-token KL budget on the lens's frontier of k (frontier.py)
     MetricSpec("selectivity_at_kl", "selectivity at KL budget", headline=True, shown_at="all"),
     MetricSpec("selectivity", "selectivity (ΔProb − max(same relation, unrelated))"),  # every k: its plot
     MetricSpec("specificity", "specificity (ΔProb − unrelated)"),
@@ -19,7 +19,6 @@ METRICS = (
     MetricSpec("kl_last", "KL next token (scored edit)", higher_is_better=None),
     MetricSpec("kl", "KL WikiText (all positions)", higher_is_better=None),
     MetricSpec("edit_norm", "‖Δh‖/‖h‖", higher_is_better=None),
-    MetricSpec("smallest_edit_fits", "share of facts whose k=min edit fits the budget", higher_is_better=None),
     MetricSpec("p_clean", "P(answer)", higher_is_better=None, detail=False),
 )
 
@@ -27,6 +26,7 @@ METRICS = (
 class KnowledgeAblationRecord(Record):
     sample: dict[str, Any]  # how the facts were drawn (caps, dropped facts, facts without a same-relation partner)
     ablation: dict[str, Any]  # the rule a removed unit follows and the reference it was measured on
+    frontier: dict[str, Any]  # per KL budget: the weights on each k that reach it, and whether k = min fits
 
 
 def item_values(record: dict[str, Any], key: str) -> dict[str, tuple[str, float]] | None:

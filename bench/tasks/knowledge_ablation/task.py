@@ -63,7 +63,7 @@ from bench.tasks.facts import (
     known_facts,
     sampled,
 )
-from bench.tasks.knowledge_ablation.frontier import at_budget, fits
+from bench.tasks.knowledge_ablation.frontier import at_budget
 from bench.tasks.knowledge_ablation.outputs import METRICS, KnowledgeAblationRecord, item_values
 from bench.tasks.knowledge_ablation.plot import frontier_plot
 
@@ -88,7 +88,7 @@ class ControlsConfig(Section):
 
 
 class FrontierConfig(Section):
-    kl_budgets: list[float] = Field([0.01, 0.05], min_length=1, description="last-token KL budgets (nats)")
+    kl_budgets: list[float] = Field([0.005, 0.01, 0.02], min_length=1, description="next-token KL budgets (nats)")
 
     @field_validator("kl_budgets")
     @classmethod
@@ -127,17 +127,23 @@ PER_SELECTION = (
 
 def _selections(scores: torch.Tensor, config: SelectionConfig) -> dict[str, torch.Tensor]:
     """Boolean [n_facts, n_units] masks of the units to ablate, by metric suffix."""
-    n_units = scores.shape[1]
     out = {}
-    for k in config.k:
-        if k > n_units:
-            raise BenchError(f"selection.k = {k} exceeds the lens's {n_units} units.")
+    for k in fitting_ks(config.k, scores.shape[1]):
         mask = torch.zeros_like(scores, dtype=torch.bool)
         mask.scatter_(1, scores.topk(k, dim=1).indices, True)
         out[str(k)] = mask
     if config.threshold is not None:
         out[f"thr{config.threshold:g}"] = scores >= config.threshold * scores.max(dim=1, keepdim=True).values
     return out
+
+
+def fitting_ks(ks: Sequence[int], n_units: int) -> list[int]:
+    """The ks a lens of ``n_units`` units can run: a narrow lens (a tiny model, a small basis) skips
+    the larger ks of the sweep rather than failing; the record lists the skipped ones."""
+    kept = [k for k in ks if k <= n_units]
+    if not kept:
+        raise BenchError(f"every selection.k ({list(ks)}) exceeds the lens's {n_units} units; add a smaller k.")
+    return kept
 
 
 def drop(p_clean: float, p_after: float) -> float:
@@ -320,17 +326,31 @@ def _control_drops(
     return drops, kls
 
 
-def _budget_values(row: dict[str, Any], budgets: Sequence[float]) -> None:
-    """Fill the row's selectivity at each KL budget, from its k-selections in increasing k."""
-    ks = sorted((name for name in row["selectivity"] if name.isdigit()), key=int)
+def _frontier(rows: list[dict[str, Any]], budgets: Sequence[float]) -> dict[str, dict[str, Any]]:
+    """Each budget's point on the lens's mean (KL, selectivity) path (frontier.py), and each fact's
+    value there (its own edits mixed by the same weights), over the facts with a selectivity."""
+    kept = [row for row in rows if all(v is not None for v in row["selectivity"].values())]
+    ks = sorted((name for name in rows[0]["selectivity"] if name.isdigit()), key=int)
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        row["selectivity_at_kl"] = {}
+    if not kept or not ks:
+        return out
+    path = [
+        (k, sum(r["kl_last"][k] for r in kept) / len(kept), sum(r["selectivity"][k] for r in kept) / len(kept))
+        for k in ks
+    ]
     for budget in budgets:
+        point = at_budget(path, budget)
         key = f"{budget:g}"
-        if not ks or row["selectivity"][ks[0]] is None:
-            row["selectivity_at_kl"][key] = None
-            continue
-        path = [(row["kl_last"][k], row["selectivity"][k]) for k in ks]
-        row["selectivity_at_kl"][key] = at_budget(path, budget)
-        row["smallest_edit_fits"][key] = fits(path, budget)
+        out[key] = {
+            "weights": point.weights,
+            "smallest_edit_fits": point.smallest_edit_fits,
+            "binding": point.binding,
+        }
+        for row in kept:
+            row["selectivity_at_kl"][key] = sum(w * row["selectivity"][k] for k, w in point.weights.items())
+    return out
 
 
 def _process(
@@ -376,7 +396,7 @@ def _process(
     unrelated_drop, unrelated_kl = _control_drops(ctx, controls, facts, unrelated, masks, names, with_kl=True)
     same_drop, _ = _control_drops(ctx, controls, facts, same, masks, names, with_kl=False)
     assert unrelated_kl is not None
-    top = scores.topk(max(config.selection.k), dim=1)
+    top = scores.topk(max(fitting_ks(config.selection.k, scores.shape[1])), dim=1)
     rows = []
     for i, fact in enumerate(facts):
         kl = (
@@ -395,7 +415,7 @@ def _process(
             "top_scores": top.values[i].tolist(),
             "unrelated": [u.id for u in unrelated[i]],
             "same_relation": [u.id for u in same[i]],
-            **{key: {} for key in ("p_ablated", "n_ablated", *PER_SELECTION, "selectivity_at_kl", "smallest_edit_fits")},
+            **{key: {} for key in ("p_ablated", "n_ablated", *PER_SELECTION)},
         }
         for j, name in enumerate(names):
             r = i * len(names) + j
@@ -414,7 +434,6 @@ def _process(
                 row["delta_prob_random"][name] = drop(p, float(target.random_prob[r]))
             if kl is not None:
                 row["kl"][name] = kl[j]
-        _budget_values(row, config.frontier.kl_budgets)
         rows.append(row)
     return rows
 
@@ -424,8 +443,8 @@ def _summaries(rows: list[dict[str, Any]], config: KnowledgeAblationConfig) -> d
     the facts that have it (selectivity: the facts with a same-relation partner)."""
     resamples, seed = config.bootstrap.resamples, config.seed
     metrics = {}
-    for key in (*PER_SELECTION, "selectivity_at_kl", "smallest_edit_fits"):
-        for name in rows[0][key]:
+    for key in (*PER_SELECTION, "selectivity_at_kl"):
+        for name in dict.fromkeys(name for row in rows for name in row[key]):
             kept = [row for row in rows if row[key].get(name) is not None]
             if kept:
                 metrics[f"{key}@{name}"] = mean_se(
@@ -457,6 +476,7 @@ def run(ctx: TaskContext) -> dict[str, Any]:
         bar.update(len(rows))
     bar.close()
     rows = [done[fact.id] for fact in facts]
+    frontier = _frontier(rows, config.frontier.kl_budgets)
     without_partner = [row["id"] for row in rows if not row["same_relation"]]
     sample = {
         "known_after_sampling": len(pool),
@@ -465,11 +485,13 @@ def run(ctx: TaskContext) -> dict[str, Any]:
         # selectivity needs a fact of the same relation with another answer; these have none and
         # count in every metric but selectivity
         "without_same_relation_partner": without_partner,
+        "k_skipped_wider_than_lens": [k for k in config.selection.k if k > ctx.lens.n_units],
     }
     return {
         "metrics": _summaries(rows, config),
         "sample": sample,
         "ablation": controls.reference.describe(),
+        "frontier": frontier,
         "items": rows,
     }
 
