@@ -229,7 +229,9 @@ def test_frontier_styles_never_repeat() -> None:
 def test_produced_by_shows_portable_commands() -> None:
     from bench.report.labels import portable_command
 
-    rec = with_sae(record("sae_post_mlp", "blocks.2.hook_resid_post", {"selectivity_at_kl@0.05": 0.5}, "2026-01-01", "p"))
+    rec = with_sae(
+        record("sae_post_mlp", "blocks.2.hook_resid_post", {"selectivity_at_kl@0.05": 0.5}, "2026-01-01", "p")
+    )
     rec["lens"]["config"]["sae"] = "/root/.cache/lens-bench/saes/ab12/blocks.2.hook_resid_post+standard_ne"
     rec["provenance"]["command"] = [
         "/venv/bin/bench", "run", "--units", "sae_post_mlp", "--task", "/work/runs2/tasks/knowledge_ablation.yaml",

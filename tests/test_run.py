@@ -118,7 +118,9 @@ def test_cli_reports_bad_input_cleanly(tmp_path, tiny_model_dirs, tiny_task, par
     assert "no-model: no such directory" in capsys.readouterr().err
 
 
-def test_ks_wider_than_the_lens_are_skipped_and_listed(tmp_path, tiny_model_dirs, tiny_task, pararel_dir, capsys) -> None:
+def test_ks_wider_than_the_lens_are_skipped_and_listed(
+    tmp_path, tiny_model_dirs, tiny_task, pararel_dir, capsys
+) -> None:
     # the default sweep reaches k = 50; a narrow lens (here 24 neurons) runs the ks it has
     tiny_task.write_text(tiny_task.read_text().replace("selection: {k: [1, 3]}", "selection: {k: [1, 3, 500]}"))
     assert run_small(tmp_path, tiny_model_dirs["llama"], tiny_task, pararel_dir, "--limit", "3") == 0

@@ -23,9 +23,9 @@ from typing import Literal
 
 import torch
 
+from bench.errors import BenchError
 from bench.model.lens import Lens, lensed
 from bench.model.loading import LoadedModel
-from bench.errors import BenchError
 from bench.model.text_kl import wikitext_tokens
 
 AblationValue = Literal["mean", "zero", "resample"]

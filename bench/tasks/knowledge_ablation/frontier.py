@@ -17,6 +17,7 @@ fact, and the facts' mean is the path's value.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ def at_budget(path: Sequence[tuple[str, float, float]], budget: float) -> Budget
     for k, xk, value in nodes[1:]:
         if xk <= x:
             candidates.append(BudgetPoint({k: 1.0}, value, True))
-    for (k0, x0, y0), (k1, x1, y1) in zip(nodes, nodes[1:], strict=False):
+    for (k0, x0, y0), (k1, x1, y1) in itertools.pairwise(nodes):
         if min(x0, x1) < x < max(x0, x1):  # the segment crosses the budget
             t = (x - x0) / (x1 - x0)
             weights = {k1: t} if k0 is None else {k0: 1 - t, k1: t}

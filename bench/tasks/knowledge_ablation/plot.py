@@ -36,7 +36,9 @@ def frontier_points(records: list[dict[str, Any]]) -> dict[tuple[int, str], list
 
 
 def budgets(records: list[dict[str, Any]]) -> list[float]:
-    return sorted({float(key.partition("@")[2]) for r in records for key in r["metrics"] if key.startswith("selectivity_at_kl@")})
+    return sorted(
+        {float(key.partition("@")[2]) for r in records for key in r["metrics"] if key.startswith("selectivity_at_kl@")}
+    )
 
 
 def frontier_plot(records: list[dict[str, Any]], out_dir: Path) -> list[Path]:

@@ -76,7 +76,9 @@ class SelectionConfig(Section):
 class AblationConfig(Section):
     positions: Positions = Field("last", description="last prompt token | all_but_first | all (edits the sink)")
     value: AblationValue = Field("mean", description="what a removed unit is set to: mean | zero | resample")
-    reference_windows: int = Field(16, ge=1, description="WikiText-2 validation windows of 128 tokens for the reference")
+    reference_windows: int = Field(
+        16, ge=1, description="WikiText-2 validation windows of 128 tokens for the reference"
+    )
 
 
 class ControlsConfig(Section):
@@ -187,7 +189,9 @@ def ablate(
             batch = collate_items(loaded, items[start : start + step], prefixes)
             seeds = row_seeds[start : start + step]
             value = reference.values(seeds)
-            with units_ablated_at(loaded, lens, masks[start : start + step], batch_positions(batch, where), value) as size:
+            with units_ablated_at(
+                loaded, lens, masks[start : start + step], batch_positions(batch, where), value
+            ) as size:
                 scores = score(loaded, batch, next_token=clean_next is not None)
             probs.append(scores.log_prob.exp().cpu())
             if clean_next is not None and scores.next_logp is not None:
@@ -400,7 +404,9 @@ def _process(
     rows = []
     for i, fact in enumerate(facts):
         kl = (
-            controls.kl(ctx, torch.stack([selections[name][i] for name in names]), seeds[i * len(names) : (i + 1) * len(names)])
+            controls.kl(
+                ctx, torch.stack([selections[name][i] for name in names]), seeds[i * len(names) : (i + 1) * len(names)]
+            )
             if controls.windows is not None
             else None
         )
