@@ -1,8 +1,11 @@
-"""Plain-text corpora for activation passes: WikiText-2 pages and UD English-EWT sentences.
+"""Plain-text corpora for activation passes: WikiText-2 pages.
 
-Read from the data directory (``wikitext-2/{valid,test}.txt``,
-``ud-english-ewt/en_ewt-ud-{dev,test}.conllu``); without one, the same splits come from the
-Hugging Face hub through ``datasets`` (needs network).
+Read from the data directory (``wikitext-2/{valid,test}.txt``); without one, the same splits come
+from the Hugging Face hub through ``datasets`` (needs network).
+
+SAEs and fitted bases train on the validation split only; everything they are evaluated on is
+elsewhere: the test split (held-out quality, the IS corpus, the KL control) and UD English-EWT
+(sparse probing), so no score reads text a lens was fitted on.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from bench.errors import BenchError
 # A page starts at a level-1 heading line " = Title = " (level 2 is " = = Section = = ").
 _PAGE_HEADING = re.compile(r"^ = [^=].* = $")
 _WIKITEXT_SPLITS = {"valid": "validation", "test": "test"}
-_UD_SPLITS = {"dev": "validation", "test": "test"}
 
 
 def wikitext_pages(data_dir: Path | None, split: str) -> list[str]:
@@ -42,19 +44,6 @@ def wikitext_pages(data_dir: Path | None, split: str) -> list[str]:
     return [text for page in pages if (text := wikitext_detokenizer({"page": page}).strip())]
 
 
-def ud_sentences(data_dir: Path | None, split: str) -> list[str]:
-    """The `# text =` line of every sentence of a UD English-EWT split."""
-    if split not in _UD_SPLITS:
-        raise BenchError(f"UD English-EWT split {split!r} is not available; use one of {sorted(_UD_SPLITS)}.")
-    if data_dir is None:
-        return [row["text"] for row in _hub("universal_dependencies", "en_ewt", _UD_SPLITS[split])]
-    path = data_dir / "ud-english-ewt" / f"en_ewt-ud-{split}.conllu"
-    if not path.exists():
-        raise BenchError(f"{path} is missing; --data-dir must hold ud-english-ewt/en_ewt-ud-{split}.conllu.")
-    prefix = "# text = "
-    return [line[len(prefix) :] for line in path.read_text(encoding="utf-8").splitlines() if line.startswith(prefix)]
-
-
 def _hub(name: str, config: str, split: str) -> list[dict[str, str]]:
     from datasets import load_dataset
 
@@ -67,8 +56,10 @@ def _hub(name: str, config: str, split: str) -> list[dict[str, str]]:
         ) from err
 
 
+# The description is part of the activation cache key (ActivationSpec.key): changing what a corpus
+# holds changes the key, so SAEs and bases fitted on the old text are never reused for the new.
 CORPORA = {
-    "train": "WikiText-2 validation pages + UD English-EWT dev and test sentences",
+    "train": "WikiText-2 validation pages",
     "heldout": "WikiText-2 test pages",
 }
 
@@ -76,7 +67,7 @@ CORPORA = {
 def corpus_texts(data_dir: Path | None, name: str) -> list[str]:
     """Named corpora: 'train' for fitting SAEs and baselines, 'heldout' for evaluating them."""
     if name == "train":
-        return wikitext_pages(data_dir, "valid") + ud_sentences(data_dir, "dev") + ud_sentences(data_dir, "test")
+        return wikitext_pages(data_dir, "valid")
     if name == "heldout":
         return wikitext_pages(data_dir, "test")
     raise BenchError(f"unknown corpus {name!r}; known: {', '.join(CORPORA)}.")

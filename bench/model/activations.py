@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bench.data.corpus import corpus_texts
+from bench.data.corpus import CORPORA, corpus_texts
 from bench.errors import BenchError
 from bench.io import write_json_atomic
 from bench.model.loading import LoadedModel
@@ -36,7 +36,8 @@ class ActivationSpec:
     max_tokens: int = 300_000
 
     def key(self, loaded: LoadedModel) -> str:
-        raw = json.dumps([loaded.weights_sha256, str(loaded.dtype), self.corpus, self.context_size, self.max_tokens])
+        corpus = CORPORA.get(self.corpus, self.corpus)
+        raw = json.dumps([loaded.weights_sha256, str(loaded.dtype), corpus, self.context_size, self.max_tokens])
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
