@@ -104,8 +104,8 @@ def test_interpretability_with_the_openai_judge(chat_server, planted_llama, corp
             mp.setenv(key, value)
         FakeChatServer.requests = [{}]  # no failing first request this time
         result = run_is(planted_llama, "openai", corpus_dir, tmp_path)
-    by_unit = {item["unit"]: item["is"] for item in result["items"]}
-    assert by_unit[0] > 0.95
+    by_unit = {item["id"]: item["is"] for item in result["items"]}
+    assert by_unit["0"] > 0.95
     assert result["judge"]["model"] == "tiny-judge"
 
 

@@ -14,21 +14,31 @@ from bench.engine.records import RecordSlot
 from bench.model.lens import Lens
 from bench.plugin.registry import plugins
 from bench.tasks.interpretability.judges import Example, Judge
-from bench.tasks.interpretability.task import ExamplesConfig, InterpretabilityConfig, run, score_unit, split_contexts
+from bench.tasks.interpretability.task import (
+    EXPLAIN,
+    HELDOUT,
+    NEITHER,
+    ExamplesConfig,
+    InterpretabilityConfig,
+    run,
+    score_unit,
+    split_documents,
+)
 
 N_NOISE = 20
 
 
 class Planted(Lens):
-    """Unit 0 is exactly the planted 'Paris' embedding dimension; units 1.. are noise independent of the text."""
+    """Unit 0 is exactly the planted 'Paris' embedding dimension; units 1.. are noise independent of
+    the text; the last unit is dead (never above 0)."""
 
     site = "blocks.0.hook_resid_pre"
-    n_units = 1 + N_NOISE
+    n_units = 1 + N_NOISE + 1
 
     def encode(self, acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
         h = acts[self.site]
         noise = torch.rand(*h.shape[:-1], N_NOISE, generator=torch.Generator().manual_seed(h.shape[1]))
-        return torch.cat([h[..., :1], noise], dim=-1)
+        return torch.cat([h[..., :1], noise, torch.zeros_like(h[..., :1])], dim=-1)
 
     def patch(self, acts, units, new_units):
         return acts[self.site]
@@ -42,7 +52,7 @@ def run_is(loaded, judge: str, corpus_dir, tmp_path) -> dict:
             "layers": [0],
             "judge": {"name": judge},
             "corpus": {"context_size": 16, "max_tokens": 3000},
-            "units": {"sample": 1 + N_NOISE, "attributed_facts": 0},
+            "units": {"sample": 2 + N_NOISE, "attributed_facts": 0, "random_directions": 4},
             "examples": {"window": 4, "explain": 6, "heldout_top": 4, "heldout_random": 4},
             "bootstrap": {"resamples": 50},
         }
@@ -65,17 +75,29 @@ def run_is(loaded, judge: str, corpus_dir, tmp_path) -> dict:
 
 def test_lexical_judge_scores_a_planted_unit_near_one_and_noise_near_zero(planted_llama, corpus_dir, tmp_path) -> None:
     result = run_is(planted_llama, "lexical", corpus_dir, tmp_path)
-    by_unit = {item["unit"]: item for item in result["items"]}
-    assert by_unit[0]["is"] > 0.95
-    assert by_unit[0]["explanation"].split("\n")[0] == "Paris"
-    noise = [by_unit[u]["is"] for u in range(1, 1 + N_NOISE)]
+    by_unit = {item["id"]: item for item in result["items"]}
+    assert by_unit["0"]["is"] > 0.95
+    assert by_unit["0"]["explanation"].split("\n")[0] == "Paris"
+    noise = [by_unit[str(u)]["is"] for u in range(1, 1 + N_NOISE)]
     assert abs(np.mean(noise)) < 0.1
     assert result["judge"]["name"] == "lexical" and result["judge"]["version"] == "1"
+    # the dead unit scores 0 and counts in the mean; the alive fraction says how many fired
+    dead = str(1 + N_NOISE)
+    assert by_unit[dead] == {"id": dead, "unit": 1 + N_NOISE, "is": 0.0, "dead": True}
+    assert result["dead_units"]["sampled"] == 1
+    assert result["metrics"]["alive_sampled"]["mean"] == pytest.approx((1 + N_NOISE) / (2 + N_NOISE))
+    scores = [by_unit[str(u)]["is"] for u in range(2 + N_NOISE)]
+    assert result["metrics"]["is_sampled"]["mean"] == pytest.approx(np.mean(scores))
+    # the null: the planted unit's windows simulated from a noise unit's explanation score near 0
+    null = result["shuffled_null"]
+    assert set(null) == {str(u) for u in range(1 + N_NOISE)} and abs(null["0"]) < 0.3
+    assert result["metrics"]["is_shuffled"]["n"] == 1 + N_NOISE
+    assert result["metrics"]["is_random_direction"]["n"] == 4
 
 
 def test_embedding_judge_ranks_the_planted_unit_above_noise(planted_llama, corpus_dir, tmp_path) -> None:
     result = run_is(planted_llama, "embedding", corpus_dir, tmp_path)
-    by_unit = {item["unit"]: item["is"] for item in result["items"]}
+    by_unit = {item["unit"]: item["is"] for item in result["items"] if "unit" in item}
     noise = [by_unit[u] for u in range(1, 1 + N_NOISE)]
     assert by_unit[0] > 0.3 > abs(np.mean(noise))
 
@@ -109,24 +131,35 @@ class RecordingJudge(Judge):
         return [[0.0] * len(w) for w in windows]
 
 
-def test_explanation_and_heldout_windows_come_from_distinct_contexts() -> None:
-    context_len, n_contexts = 10, 40
+def test_explanation_and_heldout_windows_come_from_distinct_pages() -> None:
+    context_len, n_contexts, eos = 10, 40, -1
     rng = np.random.default_rng(0)
-    acts = rng.random(context_len * n_contexts - 3)  # a short last context
+    acts = rng.random(context_len * n_contexts)
     acts[::7] += 5.0  # several strong peaks inside every context
-    texts = [f"{row // context_len}:{row % context_len}" for row in range(len(acts))]
-    explain_half = split_contexts(len(acts), context_len, seed=0)
-    assert explain_half.sum() == n_contexts // 2
+    ends = np.sort(rng.choice(np.arange(5, len(acts) - 1), size=11, replace=False))  # 12 pages of random length
+    ids = np.zeros(len(acts), dtype=int)
+    ids[ends] = eos
+    page = np.searchsorted(ends, np.arange(len(acts)))  # the EOS closing a page belongs to it
+    texts = [f"{row // context_len}:{page[row]}:{row}" for row in range(len(acts))]
+    halves = split_documents(ids, eos, context_len, seed=0)
+    assert set(halves) == {EXPLAIN, HELDOUT, NEITHER}
+    # only a context spanning pages can be in neither half
+    grid = page.reshape(n_contexts, context_len)
+    assert all(len(set(grid[c])) > 1 for c in np.flatnonzero(halves == NEITHER))
     judge = RecordingJudge()
     config = ExamplesConfig(window=4, explain=6, heldout_top=5, heldout_random=5)
-    result = score_unit(judge, acts, texts, context_len, explain_half, config, seed=1)
+    result = score_unit(judge, acts, texts, context_len, halves, config, seed=1)
 
     def contexts(tokens: list[str]) -> list[int]:
         return [int(t.split(":")[0]) for t in tokens]
 
+    def pages(tokens: list[str]) -> set[int]:
+        return {int(t.split(":")[1]) for t in tokens}
+
     assert set(contexts(judge.explained)) == set(result["contexts"]["explain"])
     assert set(contexts(judge.simulated)) == set(result["contexts"]["heldout"])
-    assert all(explain_half[contexts(judge.explained)]) and not any(explain_half[contexts(judge.simulated)])
+    assert all(halves[contexts(judge.explained)] == EXPLAIN) and all(halves[contexts(judge.simulated)] == HELDOUT)
+    assert not pages(judge.explained) & pages(judge.simulated)  # no page is both explained and scored
     # one window per context: no token is shown twice
     assert len(judge.simulated) == len(set(judge.simulated)) and len(judge.explained) == len(set(judge.explained))
     assert len(result["contexts"]["explain"]) == 6 and len(result["contexts"]["heldout"]) == 10

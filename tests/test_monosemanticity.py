@@ -20,7 +20,7 @@ from bench.tasks.monosemanticity.task import (
     orient_to_fact,
     prompt_sets,
 )
-from tests.conftest import run_cli
+from tests.conftest import TINY_TASK, run_cli
 
 TASK = """\
 type: monosemanticity
@@ -77,6 +77,37 @@ def test_negatives_share_the_relation_and_the_related_templates(pararel_dir) -> 
     assert sets.negative_kinds == ["same_object"] * len(sets.negatives)
 
 
+def test_related_prompts_and_negatives_are_only_prompts_the_model_knows(pararel_dir) -> None:
+    data_dir = _with_related_prompts(pararel_dir)
+    config = MonosemanticityConfig.model_validate(yaml.safe_load(TASK))
+    (alice,) = [f for f in load_facts(data_dir, ["P19"], 1, 10, 0) if f.subject == "Alice"]
+    seen: list[list[str]] = []
+
+    def keep(facts, limit):  # a model that does not know Eve's birthplace, nor Carol's
+        seen.append([f.subject for f in facts])
+        return [f for f in facts if f.subject not in ("Eve", "Carol")][:limit]
+
+    sets = prompt_sets(SimpleNamespace(data_dir=data_dir), config, alice, [], keep)
+    assert [f.subject for f in sets.related] == ["Frank"]
+    assert "Carol" in seen[-1] and sorted(f.subject for f in sets.negatives) == ["Bob", "Dave"]
+
+
+def test_monosemanticity_and_delta_prob_draw_the_same_facts(tmp_path, tiny_model_dirs, corpus_dir) -> None:
+    _with_related_prompts(corpus_dir)
+    caps = "sampling: {max_per_relation: 3, max_per_answer: 2}\n"
+    ids = {}
+    for name, text in (("monosemanticity", TASK), ("knowledge_ablation", TINY_TASK)):
+        task = tmp_path / f"{name}.yaml"
+        task.write_text(text + caps)
+        assert run_cli(tiny_model_dirs["llama"], task, corpus_dir, tmp_path / name, "--limit", "5") == 0
+        (path,) = (tmp_path / name).rglob("*.json")
+        record = json.loads(path.read_text())
+        ids[name] = [item["id"] for item in record["items"]]
+        relations = [item["id"].split("-")[0] for item in record["items"]]
+        assert len(ids[name]) == 5 and max(relations.count(r) for r in relations) <= 3
+    assert ids["monosemanticity"] == ids["knowledge_ablation"]
+
+
 def test_auroc_by_kind_compares_each_kind_with_the_negatives_through_its_templates() -> None:
     # one unit tracking the subject: high on the paraphrases only
     sets = PromptSets(
@@ -96,12 +127,12 @@ def test_auroc_by_kind_compares_each_kind_with_the_negatives_through_its_templat
     }
 
 
-def test_monosemanticity_runs_end_to_end(tmp_path, tiny_model_dirs, pararel_dir) -> None:
-    _with_related_prompts(pararel_dir)
+def test_monosemanticity_runs_end_to_end(tmp_path, tiny_model_dirs, corpus_dir) -> None:
+    _with_related_prompts(corpus_dir)
     task = tmp_path / "mono.yaml"
     task.write_text(TASK)
     out = tmp_path / "results"
-    assert run_cli(tiny_model_dirs["llama"], task, pararel_dir, out) == 0
+    assert run_cli(tiny_model_dirs["llama"], task, corpus_dir, out) == 0
     (path,) = out.rglob("*.json")
     record = json.loads(path.read_text())
     kept = [item for item in record["items"] if "skipped" not in item]

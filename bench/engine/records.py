@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 SCHEMA_VERSIONS = {
     "knowledge_ablation": 3,  # one ablation rule (reference value), selectivity, k sweep, KL of the scored edit
     "privacy_erasure": 3,  # sweeps, FeatureEdit by projection, Rel at a budget; KN and DEPN over every block
-    "interpretability": 2,  # explanation and held-out windows from disjoint contexts
-    "monosemanticity": 3,  # same-relation negatives, floored pooled SD, median d; AUROC by related kind
+    "interpretability": 3,  # WikiText-2 test split by page; nulls; dead units score 0; ΔProb's facts
+    "monosemanticity": 4,  # ΔProb's fact sample and IG baseline; related prompts and negatives the model knows
     "sparse_probing": 2,  # whole UD sentences and whole ParaRel patterns held out
 }
 

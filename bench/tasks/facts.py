@@ -1,16 +1,20 @@
-"""Config sections and fact selection shared by the knowledge tasks (ΔProb, monosemanticity)."""
+"""Config sections and fact selection shared by the knowledge tasks (ΔProb, monosemanticity, the
+IS fact units): every one draws its facts through `fact_sample`, so the same seed, data, filter,
+sampling and limit give the same fact ids in each, and its attribution from the same baseline."""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import Literal
 
+import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.data.pararel import Fact, load_facts
 from bench.engine.context import TaskContext
 from bench.errors import BenchError
 from bench.model.attribution import METHODS
+from bench.model.reference import UnitReference
 from bench.tasks.known_facts import known
 
 
@@ -33,6 +37,23 @@ class FilterConfig(Section):
 class AttributionConfig(Section):
     method: Literal[METHODS] = "integrated_gradients"  # type: ignore[valid-type]
     ig_steps: int = Field(20, ge=1)
+
+
+class FactAttributionConfig(AttributionConfig):
+    """Attribution in a task that does not ablate: IG starts from the reference value ΔProb ablates to."""
+
+    baseline: Literal["mean", "zero"] = Field(
+        "mean", description="IG from each unit's mean on WikiText-2 validation (ΔProb's default ablation value) or 0"
+    )
+    reference_windows: int = Field(16, ge=1, description="WikiText-2 validation windows of 128 tokens for the mean")
+
+
+def ig_baseline(ctx: TaskContext, attribution: FactAttributionConfig) -> torch.Tensor | None:
+    """The units' IG baseline [n_units], or None for 0."""
+    if attribution.baseline == "zero":
+        return None
+    reference = UnitReference.measure(ctx.loaded, ctx.lens, "mean", ctx.data_dir, attribution.reference_windows)
+    return reference.mean
 
 
 class SamplingConfig(Section):
@@ -58,6 +79,17 @@ def known_facts(ctx: TaskContext, data: DataConfig, filter: FilterConfig, limit:
             "loosen filter.min_prob / greedy_correct or add relations."
         )
     return kept
+
+
+def fact_sample(
+    ctx: TaskContext, data: DataConfig, filter: FilterConfig, sampling: SamplingConfig, limit: int | None, seed: int
+) -> tuple[list[Fact], list[Fact]]:
+    """(pool, used): every known fact that passes the sampling caps, in seeded order, and its first
+    ``limit`` (all when None). The pool is also where controls are drawn from."""
+    pool = sampled(known_facts(ctx, data, filter, None, seed), sampling)
+    if not pool:
+        raise BenchError("no known fact survives the sampling caps; loosen sampling.max_per_relation / max_per_answer.")
+    return pool, pool[:limit] if limit else pool
 
 
 def answer_in_prompt(fact: Fact) -> bool:

@@ -28,7 +28,7 @@ def screen_paths(loaded: LoadedModel, facts: Sequence[Fact]) -> tuple[Path, Path
 
 
 def _screened(
-    loaded: LoadedModel, facts: Sequence[Fact], batch_size: int, path: Path, log: Path
+    loaded: LoadedModel, facts: Sequence[Fact], batch_size: int, path: Path, log: Path, progress: bool = True
 ) -> Iterator[tuple[float, bool]]:
     """Each fact's scores in order, scoring only as far as the caller reads. Every chunk scored is
     appended to a log first, so an interrupted or stopped screen resumes where it left off; the
@@ -39,7 +39,9 @@ def _screened(
     done: list[tuple[float, bool]] = [tuple(row) for row in read_jsonl_repairing(log)][: len(facts)]
     yield from done
     encoded = encode(loaded.tokenizer, facts)
-    with tqdm(total=len(facts), initial=len(done), desc="known-facts screen", unit="prompt") as bar:
+    with tqdm(
+        total=len(facts), initial=len(done), desc="known-facts screen", unit="prompt", disable=not progress
+    ) as bar:
         for start in range(len(done), len(facts), SCREEN_CHUNK):
             chunk = score_items(loaded, encoded[start : start + SCREEN_CHUNK], batch_size)
             append_jsonl(log, [list(row) for row in chunk])
@@ -57,14 +59,18 @@ def known(
     min_prob: float | None,
     batch_size: int,
     limit: int | None = None,
+    progress: bool = True,
 ) -> list[Fact]:
     """Facts the model knows, in order: greedy answer correct, or p(y|x) >= min_prob (either test
     that is on; with both off every fact passes, for random test models). With ``limit``, the
-    screen stops once that many are found: a `--limit 20` run does not score every ParaRel prompt."""
+    screen stops once that many are found: a `--limit 20` run does not score every ParaRel prompt.
+    ``progress=False`` hides the bar (a task screening a few prompts per fact has its own)."""
+    if not facts:
+        return []
     path, log = screen_paths(loaded, facts)
     kept = []
     with file_lock(path.with_suffix(".lock")):
-        for fact, (prob, greedy) in zip(facts, _screened(loaded, facts, batch_size, path, log), strict=False):
+        for fact, (prob, greedy) in zip(facts, _screened(loaded, facts, batch_size, path, log, progress), strict=False):
             tests = ([greedy] if greedy_correct else []) + ([prob >= min_prob] if min_prob is not None else [])
             if not tests or any(tests):
                 kept.append(fact)

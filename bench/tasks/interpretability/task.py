@@ -1,15 +1,17 @@
 """Interpretability score (IS): can a judge predict a unit's activations from an explanation?
 
-Simulation scoring (Bills et al. 2023), METHODS.md "Interpretability score": for each scored
-unit, the corpus's contexts (from the shared cached activation pass) are split once, seeded,
-into an explanation half and a held-out half; the explainer sees the unit's top windows from
-the first half, and the simulator predicts its top and random windows from the second, at
-most one window per context, so no held-out token was ever shown to the explainer and no
-two windows overlap; IS = Pearson correlation of predicted and true activations over every
-held-out token.
-Units scored: a seeded sample of the lens's units, and separately the units attributed to
-known facts (the ΔProb attribution). Units that never fire on the corpus have no IS and are
-counted, not scored.
+Simulation scoring (Bills et al. 2023), docs/methods/interpretability.md: the corpus is WikiText-2
+test text, which no SAE or basis was fitted on. Its pages are split once, seeded, into an
+explanation half and a held-out half (a context that spans pages of both halves is used by
+neither), so the simulator is never scored on a page the explainer read from. The explainer sees
+the unit's top windows from the first half; the simulator predicts its top and random windows
+from the second, at most one window per context; IS = Pearson correlation of predicted and true
+activations over every held-out token.
+Units scored: a seeded sample of the lens's units, and separately the units attributed to the
+facts ΔProb samples (same sampler, same attribution). A unit that never fires on the corpus is
+dead: it scores 0 and the alive fraction is reported. Two nulls are printed beside every IS: the
+same judge scoring each unit's held-out windows from another unit's explanation (shuffled), and
+the same pipeline on random directions of the site (what IS a non-feature gets).
 """
 
 from __future__ import annotations
@@ -30,7 +32,16 @@ from bench.model.lens import Lens
 from bench.model.scoring import encode
 from bench.plugin.specs import TaskType
 from bench.stats import mean_se
-from bench.tasks.facts import AttributionConfig, BootstrapConfig, DataConfig, FilterConfig, Section, known_facts
+from bench.tasks.facts import (
+    BootstrapConfig,
+    DataConfig,
+    FactAttributionConfig,
+    FilterConfig,
+    SamplingConfig,
+    Section,
+    fact_sample,
+    ig_baseline,
+)
 from bench.tasks.interpretability.judges import Example, Judge
 from bench.tasks.interpretability.outputs import METRICS, InterpretabilityRecord
 
@@ -41,7 +52,8 @@ class JudgeConfig(Section):
 
 
 class CorpusConfig(Section):
-    name: Literal["train", "heldout"] = "train"
+    # heldout: WikiText-2 test, outside every SAE's and basis's training text (bench/data/corpus.py)
+    name: Literal["train", "heldout"] = "heldout"
     context_size: int = Field(128, ge=8)
     max_tokens: int = Field(100_000, ge=100)
 
@@ -50,6 +62,7 @@ class UnitsConfig(Section):
     sample: int = Field(50, ge=0, description="units drawn at random from the lens")
     attributed_facts: int = Field(20, ge=0, description="known facts whose top units are scored too")
     top_k: int = Field(1, ge=1, description="units per fact")
+    random_directions: int = Field(20, ge=0, description="random directions of the site scored as a null")
 
 
 class ExamplesConfig(Section):
@@ -67,7 +80,8 @@ class InterpretabilityConfig(TaskConfig):
     examples: ExamplesConfig = ExamplesConfig()
     data: DataConfig = DataConfig()
     filter: FilterConfig = FilterConfig()
-    attribution: AttributionConfig = AttributionConfig()
+    sampling: SamplingConfig = SamplingConfig()
+    attribution: FactAttributionConfig = FactAttributionConfig()
     bootstrap: BootstrapConfig = BootstrapConfig()
 
 
@@ -92,12 +106,22 @@ def _window(row: int, length: int, context_len: int) -> range:
     return range(start, row + 1)
 
 
-def split_contexts(n_tokens: int, context_len: int, seed: int) -> np.ndarray:
-    """Per context of the corpus: True for the explanation half, False for the held-out half."""
-    n_contexts = -(-n_tokens // context_len)
-    explain = np.zeros(n_contexts, dtype=bool)
-    explain[np.random.default_rng(seed).permutation(n_contexts)[: n_contexts // 2]] = True
-    return explain
+EXPLAIN, HELDOUT, NEITHER = 1, 0, -1
+
+
+def split_documents(ids: np.ndarray, eos: int, context_len: int, seed: int) -> np.ndarray:
+    """Per context of the corpus: EXPLAIN, HELDOUT, or NEITHER for a context spanning pages of both
+    halves. Pages are joined by EOS in the activation pass, so they are told apart by it (a page
+    boundary on a dropped first position merges two pages: both then go to one half)."""
+    boundary = ids == eos
+    page = np.cumsum(boundary) - boundary  # the EOS closing a page belongs to it
+    pages = np.unique(page)
+    if len(pages) < 2:
+        raise BenchError("the IS corpus holds a single page; splitting by page needs two: raise corpus.max_tokens.")
+    explain_pages = np.random.default_rng(seed).permutation(pages)[: len(pages) // 2]
+    explain = np.isin(page, explain_pages)
+    grid = np.pad(explain, (0, -len(explain) % context_len), mode="edge").reshape(-1, context_len)
+    return np.where(grid.all(1), EXPLAIN, np.where(~grid.any(1), HELDOUT, NEITHER))
 
 
 def _peaks(acts: np.ndarray, context_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -106,29 +130,40 @@ def _peaks(acts: np.ndarray, context_len: int) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(len(grid)) * context_len + grid.argmax(1), grid.max(1)
 
 
+def simulated_is(judge: Judge, explanation: str, heldout: Sequence[Example]) -> float:
+    """Pearson correlation of the judge's simulation from ``explanation`` with the true activations."""
+    predicted = judge.simulate(explanation, [ex.tokens for ex in heldout])
+    pred = np.concatenate([np.asarray(p, dtype=float) for p in predicted])
+    true = np.concatenate([np.asarray(ex.activations) for ex in heldout])
+    if len(pred) != len(true):
+        raise BenchError(f"the judge returned {len(pred)} predictions for {len(true)} tokens.")
+    return 0.0 if pred.std() == 0 or true.std() == 0 else float(np.corrcoef(pred, true)[0, 1])
+
+
 def score_unit(
     judge: Judge,
     acts: np.ndarray,
     texts: Sequence[str],
     context_len: int,
-    explain_half: np.ndarray,
+    halves: np.ndarray,
     config: ExamplesConfig,
     seed: int,
 ) -> dict[str, Any]:
     """IS of one unit from its activations over the corpus ([n_tokens]), the token texts and
-    the context split (`split_contexts`)."""
+    the context split (`split_documents`). A dead unit scores 0: dropping it would reward a lens
+    for units that explain nothing."""
     if acts.max() <= 0:
-        return {"is": None, "reason": "never active on the corpus"}
+        return {"is": 0.0, "dead": True}
     peak_rows, peaks = _peaks(acts, context_len)
 
     def top_contexts(half: np.ndarray, n: int) -> np.ndarray:
         contexts = np.flatnonzero(half)
         return contexts[np.argsort(-peaks[contexts], kind="stable")[:n]]
 
-    explain_contexts = top_contexts(explain_half, config.explain)
-    heldout_contexts = top_contexts(~explain_half, config.heldout_top)
+    explain_contexts = top_contexts(halves == EXPLAIN, config.explain)
+    heldout_contexts = top_contexts(halves == HELDOUT, config.heldout_top)
     rng = np.random.default_rng(seed)
-    unused = np.setdiff1d(np.flatnonzero(~explain_half), heldout_contexts)
+    unused = np.setdiff1d(np.flatnonzero(halves == HELDOUT), heldout_contexts)
     random_contexts = rng.choice(unused, size=min(config.heldout_random, len(unused)), replace=False)
     # a random token of each random context (the last context may be short)
     random_rows = [
@@ -141,23 +176,48 @@ def score_unit(
 
     explanation = judge.explain([example(peak_rows[c]) for c in explain_contexts])
     heldout = [example(peak_rows[c]) for c in heldout_contexts] + [example(r) for r in random_rows]
-    predicted = judge.simulate(explanation, [ex.tokens for ex in heldout])
-    pred = np.concatenate([np.asarray(p, dtype=float) for p in predicted])
-    true = np.concatenate([np.asarray(ex.activations) for ex in heldout])
-    if len(pred) != len(true):
-        raise BenchError(f"the judge returned {len(pred)} predictions for {len(true)} tokens.")
-    score = 0.0 if pred.std() == 0 or true.std() == 0 else float(np.corrcoef(pred, true)[0, 1])
     contexts = {
         "explain": explain_contexts.tolist(),
         "heldout": [*heldout_contexts.tolist(), *random_contexts.tolist()],
     }
-    return {"is": score, "explanation": explanation, "contexts": contexts}
+    return {
+        "is": simulated_is(judge, explanation, heldout),
+        "explanation": explanation,
+        "contexts": contexts,
+        # kept for the shuffled null (and so a resumed run can compute it)
+        "heldout_windows": [[list(ex.tokens), list(ex.activations)] for ex in heldout],
+    }
+
+
+def shuffled_null(judge: Judge, rows: Sequence[dict[str, Any]], seed: int) -> dict[str, float]:
+    """Each alive unit's held-out windows simulated from another alive unit's explanation (a seeded
+    cyclic shift along a random order, so no unit keeps its own): the IS an explanation that is not
+    about the unit gets from this judge, by unit id."""
+    alive = [row for row in rows if not row.get("dead")]
+    if len(alive) < 2:
+        return {}
+    order = np.random.default_rng(seed).permutation(len(alive))
+    out = {}
+    for i, j in zip(order, np.roll(order, 1), strict=True):
+        heldout = [Example(tuple(tokens), tuple(acts)) for tokens, acts in alive[i]["heldout_windows"]]
+        out[alive[i]["id"]] = simulated_is(judge, alive[j]["explanation"], heldout)
+    return out
+
+
+def random_direction_activations(site_acts: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """[n_tokens, n] activations of the site along n seeded random unit directions."""
+    directions = np.random.default_rng(seed).standard_normal((site_acts.shape[1], n)).astype(np.float32)
+    directions /= np.linalg.norm(directions, axis=0)
+    return np.concatenate(
+        [np.asarray(site_acts[i : i + 4096], dtype=np.float32) @ directions for i in range(0, len(site_acts), 4096)]
+    )
 
 
 def _attributed_units(ctx: TaskContext, config: InterpretabilityConfig) -> list[int]:
     if config.units.attributed_facts == 0:
         return []
-    facts = known_facts(ctx, config.data, config.filter, config.units.attributed_facts, config.seed)
+    # the first facts of ΔProb's sample, attributed as ΔProb attributes them
+    _, facts = fact_sample(ctx, config.data, config.filter, config.sampling, config.units.attributed_facts, config.seed)
     scores = attribute(
         ctx.loaded,
         ctx.lens,
@@ -166,6 +226,7 @@ def _attributed_units(ctx: TaskContext, config: InterpretabilityConfig) -> list[
         config.attribution.ig_steps,
         ctx.batch_size,
         reuse_clean=ctx.reuse_clean,
+        baseline=ig_baseline(ctx, config.attribution),
     )
     return sorted({int(u) for u in scores.topk(config.units.top_k, dim=1).indices.flatten()})
 
@@ -181,39 +242,49 @@ def run(ctx: TaskContext) -> dict[str, Any]:
     ids = token_ids(loaded, spec)
     vocab = {int(i): loaded.tokenizer.decode([int(i)]) for i in np.unique(ids)}
     texts = [vocab[int(i)] for i in ids]
-    rng = np.random.default_rng(config.seed)
+    seed = config.seed
+    rng = np.random.default_rng(seed)
     sampled = sorted(rng.choice(lens.n_units, size=min(config.units.sample, lens.n_units), replace=False).tolist())
     groups = {"sampled": sampled, "attributed": _attributed_units(ctx, config)}
     units = sorted(set(groups["sampled"]) | set(groups["attributed"]))
 
     context_len = spec.context_size - 1
-    explain_half = split_contexts(len(ids), context_len, config.seed)
+    halves = split_documents(ids, loaded.tokenizer.eos_token_id, context_len, config.seed)
     done = {row["id"]: row for row in ctx.slot.done_items()}
+    n_random = config.units.random_directions
     todo = [u for u in units if str(u) not in done]
-    bar = ctx.progress("units", len(units), len(units) - len(todo))
-    for start in range(0, len(todo), 64):  # one pass over the cached activations per 64 units
-        chunk = todo[start : start + 64]
-        acts = unit_activations(lens, site_acts, chunk)
-        rows = [
-            {
-                "id": str(u),
-                "unit": u,
-                **score_unit(judge, acts[:, j], texts, context_len, explain_half, config.examples, config.seed + u),
-            }
-            for j, u in enumerate(chunk)
-        ]
+    random_todo = [j for j in range(n_random) if f"random{j}" not in done]
+    bar = ctx.progress("units", len(units) + n_random, len(units) + n_random - len(todo) - len(random_todo))
+
+    def log(rows: list[dict[str, Any]]) -> None:
         ctx.slot.log_items(rows)
         done.update((row["id"], row) for row in rows)
         bar.update(len(rows))
+
+    def scored_unit(unit_acts: np.ndarray, unit_seed: int) -> dict[str, Any]:
+        return score_unit(judge, unit_acts, texts, context_len, halves, config.examples, unit_seed)
+
+    for start in range(0, len(todo), 64):  # one pass over the cached activations per 64 units
+        chunk = todo[start : start + 64]
+        acts = unit_activations(lens, site_acts, chunk)
+        log([{"id": str(u), "unit": u, **scored_unit(acts[:, j], seed + u)} for j, u in enumerate(chunk)])
+    if random_todo:
+        acts = random_direction_activations(site_acts[lens.site], n_random, seed)
+        log([{"id": f"random{j}", **scored_unit(acts[:, j], seed + j)} for j in random_todo])
     bar.close()
 
-    metrics, inactive = {}, {}
-    for group, members in groups.items():
-        scores = [done[str(u)]["is"] for u in members if done[str(u)]["is"] is not None]
-        inactive[group] = len(members) - len(scores)
-        if scores:
-            metrics[f"is_{group}"] = mean_se(scores, config.bootstrap.resamples, config.seed)
-    if not metrics:
+    scored = {group: [done[str(u)] for u in members] for group, members in groups.items()}
+    scored["random_direction"] = [done[f"random{j}"] for j in range(n_random)]
+    null = shuffled_null(judge, scored["sampled"], seed)
+    resamples = config.bootstrap.resamples
+    metrics = {
+        f"is_{group}": mean_se([row["is"] for row in rows], resamples, seed) for group, rows in scored.items() if rows
+    }
+    if null:
+        metrics["is_shuffled"] = mean_se(list(null.values()), resamples, seed)
+    if scored["sampled"]:
+        metrics["alive_sampled"] = mean_se([float(not row.get("dead")) for row in scored["sampled"]], resamples, seed)
+    if not any(not row.get("dead") for rows in scored.values() for row in rows):
         raise BenchError("no scored unit was ever active on the corpus; raise corpus.max_tokens or units.sample.")
     return {
         "metrics": metrics,
@@ -223,9 +294,10 @@ def run(ctx: TaskContext) -> dict[str, Any]:
             "source": judge_entry.source,
             **judge.describe(),
         },
-        "inactive_units": inactive,
+        "dead_units": {group: sum(bool(row.get("dead")) for row in rows) for group, rows in scored.items()},
         "units": groups,
-        "items": [done[str(u)] for u in units],
+        "shuffled_null": null,
+        "items": [done[str(u)] for u in units] + scored["random_direction"],
     }
 
 

@@ -60,8 +60,7 @@ from bench.tasks.facts import (
     FilterConfig,
     SamplingConfig,
     Section,
-    known_facts,
-    sampled,
+    fact_sample,
 )
 from bench.tasks.knowledge_ablation.frontier import at_budget
 from bench.tasks.knowledge_ablation.outputs import METRICS, KnowledgeAblationRecord, item_values
@@ -464,10 +463,7 @@ def _summaries(rows: list[dict[str, Any]], config: KnowledgeAblationConfig) -> d
 def run(ctx: TaskContext) -> dict[str, Any]:
     config = ctx.config
     assert isinstance(config, KnowledgeAblationConfig)
-    pool = sampled(known_facts(ctx, config.data, config.filter, None, config.seed), config.sampling)
-    if not pool:
-        raise BenchError("no known fact survives the sampling caps; loosen sampling.max_per_relation / max_per_answer.")
-    facts = pool[: config.limit] if config.limit else pool
+    pool, facts = fact_sample(ctx, config.data, config.filter, config.sampling, config.limit, config.seed)
     controls = _Controls(ctx, config, pool)
     done = {row["id"]: row for row in ctx.slot.done_items()}
     todo = [fact for fact in facts if fact.id not in done]

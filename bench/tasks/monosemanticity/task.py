@@ -1,6 +1,9 @@
 """Monosemanticity: do a fact's top-attributed units fire on related facts only?
 
-For each known fact: its top-k units (the ΔProb attribution); their activations at the last
+Facts come from the sampler every knowledge task shares (bench/tasks/facts.py: same ids as ΔProb
+for the same seed and limit), and every related prompt and negative is one the model knows too,
+so a unit is never asked to separate facts the model recalls from prompts it fails on.
+For each fact: its top-k units (the ΔProb attribution); their activations at the last
 prompt token on related prompts (the same fact through other ParaRel paraphrases, and other
 subjects with the same relation and object) and on negatives. By default the negatives are
 facts of the same relation with another object, through the related prompts' patterns in
@@ -18,13 +21,15 @@ See docs/methods/monosemanticity.md.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
+import torch
 from pydantic import Field
 from sklearn.metrics import roc_auc_score
 
-from bench.data.pararel import Fact, load_facts, load_relation
+from bench.data.pararel import Fact, load_relation
 from bench.engine.context import TaskContext
 from bench.engine.taskspec import TaskConfig
 from bench.errors import BenchError
@@ -33,7 +38,17 @@ from bench.model.scoring import encode
 from bench.plugin.specs import TaskType
 from bench.report.plots import mixing_histograms
 from bench.stats import mean_se, median_se
-from bench.tasks.facts import AttributionConfig, BootstrapConfig, DataConfig, FilterConfig, Section, known_facts
+from bench.tasks.facts import (
+    BootstrapConfig,
+    DataConfig,
+    FactAttributionConfig,
+    FilterConfig,
+    SamplingConfig,
+    Section,
+    fact_sample,
+    ig_baseline,
+)
+from bench.tasks.known_facts import known
 from bench.tasks.monosemanticity.outputs import METRICS, MonosemanticityRecord
 
 
@@ -57,7 +72,8 @@ class MonosemanticityConfig(TaskConfig):
     type: Literal["monosemanticity"]
     data: DataConfig = DataConfig()
     filter: FilterConfig = FilterConfig()
-    attribution: AttributionConfig = AttributionConfig()
+    sampling: SamplingConfig = SamplingConfig()
+    attribution: FactAttributionConfig = FactAttributionConfig()
     top_k: int = Field(5, ge=1)
     related: RelatedConfig = RelatedConfig()
     negatives: NegativesConfig = NegativesConfig()
@@ -104,10 +120,22 @@ class PromptSets(NamedTuple):
     negative_kinds: list[RelatedKind | None]
 
 
-def prompt_sets(ctx: TaskContext, config: MonosemanticityConfig, fact: Fact, pool: list[Fact]) -> PromptSets:
+# Keeps the first `limit` (all when None) of the prompts, in order, that the model knows.
+KnownFilter = Callable[[list[Fact], "int | None"], list[Fact]]
+
+
+def every_prompt(facts: list[Fact], limit: int | None) -> list[Fact]:
+    return facts[:limit]
+
+
+def prompt_sets(
+    ctx: TaskContext, config: MonosemanticityConfig, fact: Fact, pool: list[Fact], keep: KnownFilter = every_prompt
+) -> PromptSets:
+    """``pool``: the known facts other-relation negatives come from; ``keep``: the known-fact filter
+    related prompts and same-relation negatives pass through."""
     relation = load_relation(ctx.data_dir, fact.relation)
-    paraphrases = relation.paraphrases(fact)[: config.related.max_paraphrases]
-    same_object = relation.same_object(fact)[: config.related.max_same_object]
+    paraphrases = keep(relation.paraphrases(fact), config.related.max_paraphrases)
+    same_object = keep(relation.same_object(fact), config.related.max_same_object)
     related = paraphrases + same_object
     kinds: list[RelatedKind] = ["paraphrase"] * len(paraphrases) + ["same_object"] * len(same_object)
     rng = random.Random(f"{config.seed}/{fact.id}")
@@ -121,10 +149,12 @@ def prompt_sets(ctx: TaskContext, config: MonosemanticityConfig, fact: Fact, poo
     if not related:
         return PromptSets([], [], [], [])
     rows = relation.other_objects(fact)
-    rows = rng.sample(rows, min(config.negatives.count, len(rows)))
+    rows = rng.sample(rows, len(rows))
     turns = [i % len(related) for i in range(len(rows))]
-    negatives = [relation.fact(row, relation.pattern_of(related[t])) for row, t in zip(rows, turns, strict=True)]
-    return PromptSets(related, negatives, kinds, [kinds[t] for t in turns])
+    candidates = [relation.fact(row, relation.pattern_of(related[t])) for row, t in zip(rows, turns, strict=True)]
+    turn_of = {id(f): t for f, t in zip(candidates, turns, strict=True)}
+    negatives = keep(candidates, config.negatives.count)
+    return PromptSets(related, negatives, kinds, [kinds[turn_of[id(f)]] for f in negatives])
 
 
 def auroc_by_kind(rel: np.ndarray, neg: np.ndarray, sets: PromptSets) -> dict[str, list[float]]:
@@ -142,8 +172,14 @@ def auroc_by_kind(rel: np.ndarray, neg: np.ndarray, sets: PromptSets) -> dict[st
     return out
 
 
-def _process(ctx: TaskContext, config: MonosemanticityConfig, fact: Fact, pool: list[Fact]) -> dict[str, Any]:
-    sets = prompt_sets(ctx, config, fact, pool)
+def _process(
+    ctx: TaskContext, config: MonosemanticityConfig, fact: Fact, pool: list[Fact], baseline: torch.Tensor | None
+) -> dict[str, Any]:
+    def keep(facts: list[Fact], limit: int | None) -> list[Fact]:
+        screen = config.filter
+        return known(ctx.loaded, facts, screen.greedy_correct, screen.min_prob, ctx.batch_size, limit, progress=False)
+
+    sets = prompt_sets(ctx, config, fact, pool, keep)
     related, negatives = sets.related, sets.negatives
     if len(related) < config.related.min_related:
         return {"id": fact.id, "skipped": f"only {len(related)} related prompts"}
@@ -152,7 +188,14 @@ def _process(ctx: TaskContext, config: MonosemanticityConfig, fact: Fact, pool: 
     tok, lens = ctx.loaded.tokenizer, ctx.lens
     method, steps = config.attribution.method, config.attribution.ig_steps
     scores = attribute(
-        ctx.loaded, lens, encode(tok, [fact]), method, steps, ctx.batch_size, reuse_clean=ctx.reuse_clean
+        ctx.loaded,
+        lens,
+        encode(tok, [fact]),
+        method,
+        steps,
+        ctx.batch_size,
+        reuse_clean=ctx.reuse_clean,
+        baseline=baseline,
     )
     units = scores[0].topk(config.top_k)
     prompts = encode(tok, [fact, *related, *negatives])
@@ -211,16 +254,14 @@ def _distribution(values: list[float]) -> dict[str, float]:
 def run(ctx: TaskContext) -> dict[str, Any]:
     config = ctx.config
     assert isinstance(config, MonosemanticityConfig)
-    facts = known_facts(ctx, config.data, config.filter, config.limit, config.seed)
-    # Unrelated prompts come from the whole candidate pool: whether the model knows them does not matter here.
-    data = config.data
-    pool = load_facts(ctx.data_dir, data.relations, data.patterns_per_relation, data.tuples_per_relation, config.seed)
+    pool, facts = fact_sample(ctx, config.data, config.filter, config.sampling, config.limit, config.seed)
+    baseline = ig_baseline(ctx, config.attribution)
     done = {row["id"]: row for row in ctx.slot.done_items()}
     bar = ctx.progress("facts", len(facts), sum(f.id in done for f in facts))
     for fact in facts:
         if fact.id in done:
             continue
-        row = _process(ctx, config, fact, pool)
+        row = _process(ctx, config, fact, pool, baseline)
         ctx.slot.log_items([row])
         done[fact.id] = row
         bar.update(1)
