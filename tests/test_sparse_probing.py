@@ -18,7 +18,14 @@ from bench.engine.records import RecordSlot
 from bench.errors import BenchError
 from bench.model.lens import Lens
 from bench.plugin.registry import plugins
-from bench.tasks.sparse_probing.task import SparseProbingConfig, extreme_tokens, held_out_groups, run, token_dataset
+from bench.tasks.sparse_probing.task import (
+    SparseProbingConfig,
+    extreme_tokens,
+    held_out_groups,
+    random_basis,
+    run,
+    token_dataset,
+)
 from tests.conftest import run_cli
 from tests.tiny import FACTS
 
@@ -115,7 +122,12 @@ def test_one_sparse_probe_finds_the_planted_unit(tiny_llama, ud_dir, tmp_path, s
     assert len(propn["dedicated_unit"]["top_values"]) == 10
     verb = next(item for item in result["items"] if item["id"] == "upos:VERB")
     assert verb["curve"]["1"]["f1"] < 0.9  # no unit is planted for verbs: noise cannot recover them
-    assert set(result["metrics"]) == {"f1@1", "f1_tokens@1"}  # no prompt features in this task
+    # no prompt features in this task; floor and ceiling beside every row
+    assert set(result["metrics"]) == {"f1@1", "f1_tokens@1", "f1_random_basis@1", "f1_dense"}
+    assert propn["f1_dense"] > 0.95  # the site holds the planted dimension: a dense probe reads it
+    assert set(propn["f1_random_basis"]) == {"1", "2", "4"}
+    floors = [item["f1_random_basis"]["1"] for item in result["items"]]
+    assert result["metrics"]["f1_random_basis@1"]["mean"] == pytest.approx(np.mean(floors))
     assert result["metrics"]["f1@1"] == result["metrics"]["f1_tokens@1"]
     assert result["curves"]["upos:PROPN"]["1"] > 0.95
 
@@ -188,3 +200,9 @@ def test_sparse_probing_through_the_cli_and_leaderboard(tmp_path, tiny_model_dir
     held_out = record["held_out"]["patterns"]  # one of each relation's two patterns
     assert sorted(p.split("/")[0] for p in held_out) == ["P17", "P19"]
     assert (board.parent / "sparse_probing_f1.png").stat().st_size > 1000
+
+
+def test_the_floor_basis_is_orthonormal_and_the_same_for_every_lens_at_a_site() -> None:
+    q = random_basis(24, seed=0)
+    np.testing.assert_allclose(q.T @ q, np.eye(24), atol=1e-10)
+    np.testing.assert_array_equal(q, random_basis(24, seed=0))

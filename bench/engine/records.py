@@ -29,7 +29,7 @@ SCHEMA_VERSIONS = {
     "privacy_erasure": 3,  # sweeps, FeatureEdit by projection, Rel at a budget; KN and DEPN over every block
     "interpretability": 3,  # WikiText-2 test split by page; nulls; dead units score 0; ΔProb's facts
     "monosemanticity": 4,  # ΔProb's fact sample and IG baseline; related prompts and negatives the model knows
-    "sparse_probing": 2,  # whole UD sentences and whole ParaRel patterns held out
+    "sparse_probing": 3,  # whole sentences and patterns held out; random-basis floor and dense ceiling
 }
 
 

@@ -11,6 +11,9 @@ METRICS = (
     MetricSpec("f1", "mean F1", headline=True, shown_at="all"),
     MetricSpec("f1_tokens", "F1 UD tokens", shown_at="all"),
     MetricSpec("f1_prompts", "F1 ParaRel relations", shown_at="all"),
+    # floor and ceiling at the lens's site: k random orthonormal directions, and a dense probe
+    MetricSpec("f1_random_basis", "floor: F1 of a random basis", higher_is_better=None, shown_at="all"),
+    MetricSpec("f1_dense", "ceiling: F1 of a dense probe", higher_is_better=None),
 )
 
 

@@ -10,8 +10,10 @@ tested on the training templates can learn the template instead of the relation.
 feature: a balanced, capped sample on each side; k units selected on the training part by
 mean difference (or by an L1 logistic regression); a class-balanced logistic-regression
 probe on those k; F1 of the positive class (precision, recall, AUROC too) on the test part,
-for every k.
-See METHODS.md, "Sparse probing".
+for every k. Beside every row, on the same examples and split: a floor, the same k-sparse probes
+on a seeded random orthonormal basis of the site (what k arbitrary directions recover), and a
+ceiling, a dense probe on the whole site (what is linearly there at all).
+See docs/methods/sparse_probing.md.
 """
 
 from __future__ import annotations
@@ -72,31 +74,42 @@ class SparseProbingConfig(TaskConfig):
     bootstrap: BootstrapConfig = BootstrapConfig()
 
 
-def _unit_rows(ctx: TaskContext, texts: Sequence[str], pick: Callable[[int, Any], list[int]]) -> list[np.ndarray]:
-    """Unit activations at the positions `pick(i, encoding)` chooses in each text; [n_positions, n_units] per text."""
+def _unit_rows(
+    ctx: TaskContext, texts: Sequence[str], pick: Callable[[int, Any], list[int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unit activations [n_positions, n_units] and site activations [n_positions, d_site] at the
+    positions `pick(i, encoding)` chooses in each text."""
     tok, loaded = ctx.loaded.tokenizer, ctx.loaded
     out: list[np.ndarray] = []
+    site_out: list[np.ndarray] = []
     for start in range(0, len(texts), ctx.batch_size):
         batch = list(texts[start : start + ctx.batch_size])
         enc = tok(batch, return_offsets_mapping=True, padding=True, return_tensors="pt")
         seen: list[torch.Tensor] = []
+        site: list[torch.Tensor] = []
 
         def keep(units: torch.Tensor, seen: list[torch.Tensor] = seen) -> torch.Tensor:
             seen.append(units.detach())
             return units
 
-        with torch.no_grad(), lensed(loaded, ctx.lens, keep):
+        def observe(before: torch.Tensor, after: torch.Tensor, site: list[torch.Tensor] = site) -> None:
+            site.append(before.detach())
+
+        with torch.no_grad(), lensed(loaded, ctx.lens, keep, observe):
             loaded.model(
                 input_ids=enc["input_ids"].to(loaded.device), attention_mask=enc["attention_mask"].to(loaded.device)
             )
-        units = seen[0].float().cpu()
+        units, site_acts = seen[0].float().cpu(), site[0].float().cpu()
         for j in range(len(batch)):
-            out.append(units[j, pick(start + j, enc[j])].numpy())
-    return out
+            positions = pick(start + j, enc[j])
+            out.append(units[j, positions].numpy())
+            site_out.append(site_acts[j, positions].numpy())
+    return np.concatenate(out), np.concatenate(site_out)
 
 
 class Dataset(NamedTuple):
     acts: np.ndarray  # [n_examples, n_units]
+    site: np.ndarray  # [n_examples, d_site]: the activations the units were read from
     labels: dict[str, np.ndarray]  # feature name -> [n_examples] bool
     texts: list[str]
     test: np.ndarray  # [n_examples] bool: held out (whole sentences or whole patterns)
@@ -139,13 +152,13 @@ def token_dataset(ctx: TaskContext, config: SparseProbingConfig) -> Dataset:
         aligned.append(pairs)
         return [p for _, p in pairs]
 
-    acts = np.concatenate(_unit_rows(ctx, [s.text for s in sentences], pick))
+    acts, site = _unit_rows(ctx, [s.text for s in sentences], pick)
     words = [sentences[i].words[w] for i, pairs in enumerate(aligned) for w, _ in pairs]
     sentence_of_row = np.array([i for i, pairs in enumerate(aligned) for _ in pairs])
     labels = {f: np.array([word_label(word, f) for word in words]) for f in config.tokens.features}
     test = held_out_groups(sentence_of_row, config.test_fraction, config.seed)
     held_out = {"sentences": len(np.unique(sentence_of_row[test])), "of": len(np.unique(sentence_of_row))}
-    return Dataset(acts, labels, [word.form for word in words], test, held_out)
+    return Dataset(acts, site, labels, [word.form for word in words], test, held_out)
 
 
 def relation_prompts(ctx: TaskContext, config: SparseProbingConfig) -> tuple[list[Fact], np.ndarray, list[str]]:
@@ -171,11 +184,11 @@ def relation_prompts(ctx: TaskContext, config: SparseProbingConfig) -> tuple[lis
 def prompt_dataset(ctx: TaskContext, config: SparseProbingConfig) -> Dataset:
     assert config.prompts is not None
     facts, test, held_out = relation_prompts(ctx, config)
-    acts = np.concatenate(
-        _unit_rows(ctx, [f.prompt for f in facts], lambda i, enc: [int(np.flatnonzero(enc.attention_mask)[-1])])
+    acts, site = _unit_rows(
+        ctx, [f.prompt for f in facts], lambda i, enc: [int(np.flatnonzero(enc.attention_mask)[-1])]
     )
     labels = {f"{PROMPT_PREFIX}{r}": np.array([f.relation == r for f in facts]) for r in config.prompts.relations}
-    return Dataset(acts, labels, [f.prompt for f in facts], test, {"patterns": held_out})
+    return Dataset(acts, site, labels, [f.prompt for f in facts], test, {"patterns": held_out})
 
 
 def _select(x: np.ndarray, y: np.ndarray, k: int, method: str, seed: int) -> np.ndarray:
@@ -187,11 +200,30 @@ def _select(x: np.ndarray, y: np.ndarray, k: int, method: str, seed: int) -> np.
     return np.argsort(-score, kind="stable")[:k]
 
 
+def _probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A class-balanced logistic regression on standardized inputs: test predictions and P(positive)."""
+    probe = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000))
+    probe.fit(x_train, y_train)
+    return probe.predict(x_test), probe.predict_proba(x_test)[:, 1]
+
+
+def random_basis(d: int, seed: int) -> np.ndarray:
+    """A seeded random orthonormal basis [d, d] of the site: the floor's k arbitrary directions."""
+    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, d)))
+    return q * np.sign(np.diag(r))  # Haar-distributed (QR's sign convention removed)
+
+
 def probe_feature(
-    x: np.ndarray, y: np.ndarray, test: np.ndarray, config: SparseProbingConfig, seed: int
+    x: np.ndarray,
+    y: np.ndarray,
+    test: np.ndarray,
+    config: SparseProbingConfig,
+    seed: int,
+    site: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Balanced capped samples on each side of the held-out split, and F1 / precision /
-    recall / AUROC for each k."""
+    recall / AUROC for each k; with the ``site`` activations, the floor (F1 of the same k-sparse
+    probes on a random basis of the site) and the ceiling (F1 of a dense probe on the site)."""
     rng = np.random.default_rng(seed)
 
     def balanced(side: np.ndarray, cap: int) -> np.ndarray:
@@ -207,17 +239,26 @@ def probe_feature(
     curve = {}
     for k in config.k:
         units = _select(x_train, y_train, min(k, x.shape[1]), config.selection, seed)
-        probe = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000))
-        probe.fit(x_train[:, units], y_train)
-        predicted = probe.predict(x_test[:, units])
+        predicted, p_positive = _probe(x_train[:, units], y_train, x_test[:, units])
         curve[str(k)] = {
             "f1": float(f1_score(y_test, predicted, zero_division=0)),
             "precision": float(precision_score(y_test, predicted, zero_division=0)),
             "recall": float(recall_score(y_test, predicted, zero_division=0)),
-            "auroc": float(roc_auc_score(y_test, probe.predict_proba(x_test[:, units])[:, 1])),
+            "auroc": float(roc_auc_score(y_test, p_positive)),
             "units": units.tolist(),
         }
-    return {"n_train_per_class": len(train) // 2, "n_test_per_class": len(held) // 2, "curve": curve}
+    row = {"n_train_per_class": len(train) // 2, "n_test_per_class": len(held) // 2, "curve": curve}
+    if site is not None:
+        rotated = site @ random_basis(site.shape[1], config.seed)  # one basis per site: every lens's floor is the same
+        floor = {}
+        for k in config.k:
+            dims = _select(rotated[train], y_train, min(k, site.shape[1]), config.selection, seed)
+            floor[str(k)] = float(
+                f1_score(y_test, _probe(rotated[train][:, dims], y_train, rotated[held][:, dims])[0], zero_division=0)
+            )
+        row["f1_random_basis"] = floor
+        row["f1_dense"] = float(f1_score(y_test, _probe(site[train], y_train, site[held])[0], zero_division=0))
+    return row
 
 
 def extreme_tokens(values: np.ndarray, texts: list[str], sign: float, n: int) -> dict[str, Any]:
@@ -243,7 +284,7 @@ def run(ctx: TaskContext) -> dict[str, Any]:
         if name in done:
             continue
         acts, texts = data.acts, data.texts
-        row = {"id": name, **probe_feature(acts, labels, data.test, config, config.seed)}
+        row = {"id": name, **probe_feature(acts, labels, data.test, config, config.seed, data.site)}
         if "curve" in row:  # the unit the 1-sparse probe uses, and its extreme tokens on the feature's side
             unit = row["curve"][str(min(config.k))]["units"][0]
             # mean difference picks units by |difference|: a unit lower on the feature's tokens
@@ -274,6 +315,11 @@ def run(ctx: TaskContext) -> dict[str, Any]:
             if group:
                 f1 = [r["curve"][str(k)]["f1"] for r in group]
                 metrics[f"{name}@{k}"] = mean_se(f1, config.bootstrap.resamples, config.seed)
+    # floor and ceiling over all features, read beside the lens's F1
+    for k in sorted({min(config.k), 16} & set(config.k)):
+        floor = [r["f1_random_basis"][str(k)] for r in rows]
+        metrics[f"f1_random_basis@{k}"] = mean_se(floor, config.bootstrap.resamples, config.seed)
+    metrics["f1_dense"] = mean_se([r["f1_dense"] for r in rows], config.bootstrap.resamples, config.seed)
     curves = {r["id"]: {k: v["f1"] for k, v in r["curve"].items()} for r in rows}
     held_out = {key: value for data in datasets for key, value in data.held_out.items()}
     return {"metrics": metrics, "curves": curves, "held_out": held_out, "items": [done[name] for name, *_ in features]}
