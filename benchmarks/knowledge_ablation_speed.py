@@ -1,6 +1,12 @@
-"""Time per fact of one knowledge_ablation item, reference path against fast path, on the default model.
+"""Time per fact of one knowledge_ablation item, reference path against fast path, on the default
+model, and what schema 3's controls cost against schema 2's settings.
 
     python benchmarks/knowledge_ablation_speed.py [--units mlp_neurons] [--layer 16] [--facts 10]
+
+Controls: the fast path is also timed with schema 2's settings (k = 1, 5, 10, units set to 0, IG
+from 0, no k sweep) beside the task's defaults (k = 1 ... 50, the mean rule, 10 same-relation
+facts per fact, the last-token KL of the scored edit). Schema 2 had no same-relation control; the
+task needs at least one, so "schema 2 settings" keeps one and slightly overstates the old cost.
 
 Both paths run in this process on the same facts, lens and config. The reference path runs every
 pass whole (``TaskContext.reuse_clean = False``); the fast one runs edits at the last prompt
@@ -87,7 +93,7 @@ def main() -> None:
     lens = spec.build(loaded, spec.default_site.format(layer=args.layer), {})
     counter = TokenCounter(loaded.model)
 
-    def timed(reuse: bool) -> tuple[float, float, dict[str, Any]]:
+    def timed(reuse: bool, config: Any = config) -> tuple[float, float, dict[str, Any]]:
         with tempfile.TemporaryDirectory() as out:
             slot = RecordSlot(
                 Path(out),
@@ -133,6 +139,19 @@ def main() -> None:
     print(tabulate(rows, headers=headers, tablefmt="github"))
     print(f"speed-up per fact: {reference[0] / fast[0]:.2f}x; forward tokens: {reference[1] / fast[1]:.2f}x fewer")
     print(f"largest difference between the two paths' metric means: {diff:.2e}")
+
+    before = config.model_copy(
+        update={
+            "selection": config.selection.model_copy(update={"k": [1, 5, 10]}),
+            "ablation": config.ablation.model_copy(update={"value": "zero"}),
+            "controls": config.controls.model_copy(update={"same_relation": 1}),
+        }
+    )
+    old = timed(True, before)
+    rows = [["schema 2 settings (k 1, 5, 10; zero; 1 same-relation fact)", f"{old[0]:.2f}", f"{old[1]:,.0f}"]]
+    rows.append(["schema 3 defaults (k 1 ... 50; mean; 10 same-relation facts)", f"{fast[0]:.2f}", f"{fast[1]:,.0f}"])
+    print(tabulate(rows, headers=["controls (fast path)", "s / fact", "forward tokens / fact"], tablefmt="github"))
+    print(f"schema 3's controls cost {fast[0] / old[0]:.2f}x the time per fact")
 
 
 if __name__ == "__main__":
