@@ -143,10 +143,13 @@ def test_one_relation_shows_no_interval() -> None:
     one = {"mean": 0.25, "se": 0.0, "n": 4, "clusters": 1}
     assert mean_se(one) == "0.250 ± n/a (1 relation)"
     assert mean_se({**one, "clusters": 3, "se": 0.01}) == "0.250 ± 0.010"
-    rec = record("mlp_neurons", "blocks.2.mlp.hook_post", {"specificity@5": 0.25}, "2026-01-01", "r")
-    rec["metrics"]["specificity@5"]["clusters"] = 1
+    rec = record("mlp_neurons", "blocks.2.mlp.hook_post", {"selectivity_at_kl@0.01": 0.25}, "2026-01-01", "r")
+    rec["metrics"]["selectivity_at_kl@0.01"]["clusters"] = 1
     text = render(frame([rec]), "bench leaderboard")
     assert "0.250 ± n/a (1 relation) (200)" in text and "[n/a: 1 relation]" in text
+    # a record without its task's ranked metric still renders, and the headline says why it is empty
+    old = record("mlp_neurons", "blocks.2.mlp.hook_post", {"specificity@5": 0.25}, "2026-01-01", "r")
+    assert "No record holds its task's ranked metric" in render(frame([old]), "bench leaderboard")
 
 
 def test_an_interrupted_screen_resumes_where_it_stopped(monkeypatch, tiny_llama, pararel_dir) -> None:
@@ -189,6 +192,9 @@ def test_a_limited_screen_scores_only_what_the_run_needs(monkeypatch, tiny_llama
     assert sum(scored) == 4  # two chunks, not all 10 prompts
     assert known_facts.known(tiny_llama, facts, False, None, 4) == facts  # a later full run extends the same log
     assert sum(scored) == 10
+    # a screen read to its end leaves the finished cache file, not the log it resumes from
+    path, log = known_facts.screen_paths(tiny_llama, facts)
+    assert path.exists() and not log.exists()
 
 
 def test_an_interrupt_says_what_was_kept(monkeypatch, capsys, tiny_model_dirs, tiny_task, pararel_dir, tmp_path):

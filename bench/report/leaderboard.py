@@ -122,7 +122,7 @@ def _middle_k(df: pd.DataFrame, every_k_where_asked: bool = True) -> pd.DataFram
             keep.append(group)
         else:
             keep.append(group[group["k"] == ks[len(ks) // 2]])
-    return pd.concat(keep).sort_index()
+    return pd.concat(keep).sort_index() if keep else df
 
 
 def _numeric(k: str) -> bool:
@@ -245,6 +245,8 @@ def _headline_cell(row: Any, lead: bool) -> str:
 
 def _headline_table(df: pd.DataFrame, fmt: str = "github") -> str:
     top = headline(df)
+    if top.empty:  # e.g. records that predate their task's ranked metric
+        return "No record holds its task's ranked metric; the tables below have what they hold."
     lead = leading_group(top)
     top = top.assign(
         cell=[_headline_cell(r, i in lead) for i, r in zip(top.index, top.itertuples(), strict=True)],

@@ -37,17 +37,26 @@ def _screened(
         yield from (tuple(row) for row in json.loads(path.read_text()))
         return
     done: list[tuple[float, bool]] = [tuple(row) for row in read_jsonl_repairing(log)][: len(facts)]
+    # The finished file is written before the last scores are handed out: a caller that reads
+    # exactly len(facts) scores never resumes this generator after its last yield.
+    if len(done) == len(facts):
+        _finish(path, log, done)
     yield from done
     encoded = encode(loaded.tokenizer, facts)
-    with tqdm(
-        total=len(facts), initial=len(done), desc="known-facts screen", unit="prompt", disable=not progress
-    ) as bar:
-        for start in range(len(done), len(facts), SCREEN_CHUNK):
-            chunk = score_items(loaded, encoded[start : start + SCREEN_CHUNK], batch_size)
-            append_jsonl(log, [list(row) for row in chunk])
-            done.extend(chunk)
-            bar.update(len(chunk))
-            yield from chunk
+    bar = tqdm(total=len(facts), initial=len(done), desc="known-facts screen", unit="prompt", disable=not progress)
+    for start in range(len(done), len(facts), SCREEN_CHUNK):
+        chunk = score_items(loaded, encoded[start : start + SCREEN_CHUNK], batch_size)
+        append_jsonl(log, [list(row) for row in chunk])
+        done.extend(chunk)
+        bar.update(len(chunk))
+        if len(done) == len(facts):
+            bar.close()
+            _finish(path, log, done)
+        yield from chunk
+    bar.close()
+
+
+def _finish(path: Path, log: Path, done: list[tuple[float, bool]]) -> None:
     write_json_atomic(path, done)
     log.unlink(missing_ok=True)
 
