@@ -13,6 +13,7 @@ import torch
 from bench.model.loading import LoadedModel, load_model
 from bench.paths import ALLOW_POOR_SAE_ENV
 from bench.plugin.registry import plugins
+from tests import tiny
 from tests.tiny import ARCH_CONFIGS, install_fake_distribution, save_tiny_model, write_corpora, write_pararel
 
 pytest_plugins = ["pytester"]
@@ -98,6 +99,12 @@ def tiny_task(tmp_path: Path) -> Path:
 def corpus_dir(pararel_dir: Path) -> Path:
     """The miniature data directory, with WikiText-2 and UD English-EWT files made of the test vocabulary."""
     return write_corpora(pararel_dir)
+
+
+@pytest.fixture
+def taught_model(tiny_model_dirs: dict[str, Path], corpus_dir: Path) -> Path:
+    """The tiny model fine-tuned on the miniature ParaRel facts, so that it knows them."""
+    return tiny.taught_model(tiny_model_dirs["llama"], corpus_dir)
 
 
 @pytest.fixture

@@ -10,14 +10,9 @@ directions, which every answer of the relation reads and no other does much).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
-
-from bench.plugin.registry import plugins
-from tests import tiny
 from tests.conftest import run_cli
-from tests.tiny import install_fake_distribution
+from tests.tiny import use_plugin
 
 DIRECTIONS = '''
 import torch
@@ -78,22 +73,13 @@ seed: 0
 """
 
 
-@pytest.fixture
-def direction_lenses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    install_fake_distribution(tmp_path / "site-packages", "directions", "0.1", "directions", DIRECTIONS)
-    monkeypatch.syspath_prepend(str(tmp_path / "site-packages"))
-    plugins.cache_clear()
-
-
-def test_relation_units_score_no_selectivity_and_fact_units_do(
-    direction_lenses, tiny_model_dirs, corpus_dir, tmp_path
-) -> None:
-    taught = tiny.taught_model(tiny_model_dirs["llama"], corpus_dir)
+def test_relation_units_score_no_selectivity_and_fact_units_do(taught_model, corpus_dir, tmp_path, monkeypatch) -> None:
+    use_plugin(tmp_path / "site-packages", monkeypatch, "directions", DIRECTIONS)
     task = tmp_path / "task.yaml"
     task.write_text(TASK)
     metrics = {}
     for units in ("relation_units", "fact_units"):
-        assert run_cli(taught, task, corpus_dir, tmp_path / "out", "--batch-size", "8", units=units) == 0
+        assert run_cli(taught_model, task, corpus_dir, tmp_path / "out", "--batch-size", "8", units=units) == 0
         (path,) = (tmp_path / "out").rglob(f"{units}/*.json")
         record = json.loads(path.read_text())
         assert record["sample"]["used"] == 10 and not record["sample"]["without_same_relation_partner"]

@@ -9,11 +9,9 @@ from pathlib import Path
 import pytest
 
 from bench.engine.records import load_records
-from bench.plugin.registry import plugins
 from bench.report.leaderboard import frame
-from tests import tiny
 from tests.conftest import run_cli
-from tests.tiny import install_fake_distribution
+from tests.tiny import use_plugin
 
 WRECKER = '''
 """A lens built to wreck: every unit is the same random 90 % of the residual stream's
@@ -67,15 +65,7 @@ seed: 0
 
 @pytest.fixture
 def wrecker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    install_fake_distribution(tmp_path / "site-packages", "wreckers", "0.1", "wreckers", WRECKER)
-    monkeypatch.syspath_prepend(str(tmp_path / "site-packages"))
-    plugins.cache_clear()
-
-
-@pytest.fixture
-def taught_model(tiny_model_dirs, corpus_dir) -> Path:
-    """The tiny model fine-tuned on the miniature ParaRel facts, so that it knows them."""
-    return tiny.taught_model(tiny_model_dirs["llama"], corpus_dir)
+    use_plugin(tmp_path / "site-packages", monkeypatch, "wreckers", WRECKER)
 
 
 def test_a_lens_that_wrecks_everything_ranks_last_on_specificity(wrecker, taught_model, corpus_dir, tmp_path) -> None:

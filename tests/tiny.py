@@ -11,6 +11,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
@@ -23,6 +24,9 @@ from transformers import (
     PreTrainedTokenizerFast,
     Qwen2Config,
 )
+
+if TYPE_CHECKING:
+    import pytest
 
 FACTS = {
     "P17": (
@@ -143,6 +147,15 @@ def install_fake_distribution(site: Path, dist_name: str, version: str, module: 
     dist.mkdir()
     (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n")
     (dist / "entry_points.txt").write_text(f"[lens_bench]\n{module} = {module}\n")
+
+
+def use_plugin(site: Path, monkeypatch: pytest.MonkeyPatch, module: str, source: str) -> None:
+    """Install a one-module plugin distribution into ``site`` and make this test's registry see it."""
+    from bench.plugin.registry import plugins
+
+    install_fake_distribution(site, module, "0.1", module, source)
+    monkeypatch.syspath_prepend(str(site))
+    plugins.cache_clear()
 
 
 def main(out: Path) -> None:
