@@ -197,7 +197,7 @@ def test_other_formats(tmp_path, tiny_model_dirs, tiny_task, corpus_dir) -> None
     # small: plots are the PNG files beside the page, not inlined; each row links to its record
     assert "<table id='headline'" in html and "src='bars_tiny_ablation.png'" in html
     assert "data:image/png;base64," not in html and "class=rec" in html
-    assert (tmp_path / "board" / "knowledge_ablation_frontier.png").exists()
+    assert (tmp_path / "board" / "knowledge_ablation_frontier_layer1.png").exists()
 
 
 def test_frontier_keeps_a_second_erasure_task_on_its_own_lines(monkeypatch, tmp_path) -> None:
@@ -269,4 +269,4 @@ def test_delta_prob_frontier_pairs_each_k_with_its_own_kl(tmp_path) -> None:
     assert frontier_points(sae) == {(2, "sae_post_mlp"): [(0.01, 0.4, 0.04), (0.05, 0.5, 0.05), (0.2, 0.2, 0.02)]}
     assert frontier_points([r for r in RECORDS if r["lens"]["name"] == "random"]) == {}  # no KL control: no line
     (path,) = frontier_plot(sae, tmp_path)
-    assert path.name == "knowledge_ablation_frontier.png" and path.stat().st_size > 10_000
+    assert path.name == "knowledge_ablation_frontier_layer2.png" and path.stat().st_size > 10_000

@@ -42,14 +42,14 @@ def budgets(records: list[dict[str, Any]]) -> list[float]:
 
 
 def frontier_plot(records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """One PNG per layer, one line per lens (lenses at different sites share a layer's panel: the
+    KL axis is the same next-token distribution for all)."""
     points = frontier_points(records)
-    if not points:
-        return []
-    layers = sorted({layer for layer, _ in points})
     labels = sorted({label for _, label in points})
     colors, styles = distinct_colors(len(labels)), distinct_styles(len(labels))
-    fig, axes = plt.subplots(1, len(layers), figsize=(3.8 * len(layers), 3.4), sharey=True, squeeze=False)
-    for ax, layer in zip(axes[0], layers, strict=True):
+    paths = []
+    for layer in sorted({layer for layer, _ in points}):
+        fig, ax = plt.subplots(figsize=(6.2, 3.8))
         for i, label in enumerate(labels):
             if (layer, label) in points:
                 kl, spec, se = zip(*points[(layer, label)], strict=True)
@@ -61,12 +61,11 @@ def frontier_plot(records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
         for budget in budgets(records):
             ax.axvline(budget, color="grey", linewidth=0.6, linestyle=":")
         ax.set_xscale("log")
-        ax.set_title(f"layer {layer}", fontsize=9)
-        ax.set_xlabel("KL of the next token, held-out prompts,\nunder the scored edit (nats)", fontsize=8)
+        ax.set_xlabel("KL of the next token, held-out prompts, under the scored edit (nats)", fontsize=8)
+        ax.set_ylabel("selectivity (95 % interval)", fontsize=8)
         ax.axhline(0, color="grey", linewidth=0.6)
-    axes[0][0].set_ylabel("selectivity (95 % interval)")
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
-    handles = {label: handle for ax in axes[0] for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)}
-    fig.legend(handles.values(), handles.keys(), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle("ΔProb frontier: selectivity against side effect, one point per k", fontsize=10)
-    return [save_figure(fig, out_dir / "knowledge_ablation_frontier.png")]
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        ax.set_title(f"ΔProb frontier, layer {layer}: one point per k; dotted: the KL budgets", fontsize=9)
+        fig.tight_layout()
+        paths.append(save_figure(fig, out_dir / f"knowledge_ablation_frontier_layer{layer}.png"))
+    return paths
