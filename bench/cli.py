@@ -148,8 +148,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cell_line(item: Item, cell: CellResult) -> str:
-    first = next(iter(cell.record["metrics"].items()), None)
-    shown = f"{first[0]} {mean_se(first[1])} (n={first[1]['n']})" if first else ""
+    metrics = cell.record["metrics"]
+    key = item.task.type.headline_key(metrics) or next(iter(metrics), None)
+    shown = f"{key} {mean_se(metrics[key])} (n={metrics[key]['n']})" if key else ""
     status = "CACHED" if cell.skipped else f"DONE {cell.record['provenance']['wall_time_s']:.0f}s"
     return f"{item.id} {status}  {shown}  -> {cell.path}"
 

@@ -106,3 +106,12 @@ def test_bad_include_is_rejected(tmp_path: Path, files: dict[str, str], message:
     with pytest.raises(BenchError, match=message) as info:
         load_task(plugins(), str(tmp_path / "variant.yaml"))
     assert str(tmp_path / "variant.yaml") in str(info.value)
+
+
+def test_the_headline_key_is_the_ranked_metric_at_its_middle_budget() -> None:
+    from bench.plugin.registry import plugins
+
+    task_type = plugins().task_types.get("knowledge_ablation")
+    keys = ["selectivity@1", "selectivity_at_kl@0.02", "selectivity_at_kl@0.005", "selectivity_at_kl@0.01"]
+    assert task_type.headline_key(dict.fromkeys(keys)) == "selectivity_at_kl@0.01"  # numeric order, not text
+    assert task_type.headline_key({"specificity@5": {}}) is None  # a record that lacks it

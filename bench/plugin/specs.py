@@ -98,5 +98,24 @@ class TaskType:
     def headline(self) -> MetricSpec | None:
         return next((m for m in self.metrics if m.headline), None)
 
+    def headline_key(self, metrics: Mapping[str, Any]) -> str | None:
+        """The record key of the ranked metric, at its middle k or budget (as the leaderboard
+        shows it); None when the record lacks it."""
+        spec = self.headline()
+        keys = [key for key in metrics if spec is not None and split_key(key)[0] == spec.name]
+        numeric = sorted((key for key in keys if is_number(split_key(key)[1])), key=lambda k: float(split_key(k)[1]))
+        if numeric:
+            return numeric[len(numeric) // 2]
+        return keys[0] if keys else None
 
-__all__ = ["LensSpec", "MetricSpec", "TaskType", "split_key"]
+
+def is_number(text: str) -> bool:
+    """A metric key's selection that is a number: a k (``@5``) or a budget (``@0.05``)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+__all__ = ["LensSpec", "MetricSpec", "TaskType", "is_number", "split_key"]

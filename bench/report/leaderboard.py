@@ -20,7 +20,7 @@ from tabulate import tabulate
 
 from bench.errors import BenchError
 from bench.io import write_atomic
-from bench.plugin.specs import MetricSpec, TaskType, split_key
+from bench.plugin.specs import MetricSpec, TaskType, is_number, split_key
 from bench.report.html import html_page
 from bench.report.labels import (
     interval,
@@ -117,21 +117,12 @@ def _middle_k(df: pd.DataFrame, every_k_where_asked: bool = True) -> pd.DataFram
     """Metrics reported at several k, at the middle k of their task (every k where the task asks)."""
     keep = []
     for (_task, _base), group in df.groupby(["task", "base"], sort=False):
-        ks = sorted({k for k in group["k"] if _numeric(k)}, key=float)
+        ks = sorted({k for k in group["k"] if is_number(k)}, key=float)
         if not ks or (every_k_where_asked and group["all_k"].iloc[0]):
             keep.append(group)
         else:
             keep.append(group[group["k"] == ks[len(ks) // 2]])
     return pd.concat(keep).sort_index() if keep else df
-
-
-def _numeric(k: str) -> bool:
-    """A metric's suffix that is a number: a k (``@5``) or a budget (``@0.05``)."""
-    try:
-        float(k)
-    except ValueError:
-        return False
-    return True
 
 
 def caveats(df: pd.DataFrame, task_types: Mapping[str, TaskType]) -> dict[int, str]:
