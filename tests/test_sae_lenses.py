@@ -34,6 +34,9 @@ def test_training_writes_sae_and_card(trained, tiny_llama) -> None:
     card = trained[0]
     assert card["site"] == SITE
     assert card["training"]["d_sae"] == 64 and card["training"]["architecture"] == "topk"
+    # the card names the text: fitted on WikiText-2 validation, scored on its test split
+    assert card["training"]["corpus"]["text"] == "WikiText-2 validation pages"
+    assert card["heldout"]["corpus"]["text"] == "WikiText-2 test pages"
     held = card["heldout"]
     assert held["l0"] <= SPEC.k + 1e-6
     assert 0 <= held["dead_fraction"] <= 1

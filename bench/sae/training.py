@@ -30,6 +30,7 @@ from sae_lens.saes.standard_sae import StandardTrainingSAE, StandardTrainingSAEC
 from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 from sae_lens.training.sae_trainer import SAETrainer
 
+from bench.data.corpus import CORPORA
 from bench.engine.provenance import environment
 from bench.errors import BenchError
 from bench.io import write_json_atomic
@@ -184,9 +185,10 @@ def train_saes(
         card = {
             "model": loaded.describe(),
             "site": site,
-            "training": {**facts, "corpus": train_spec.__dict__},
+            # the card says which text: what the SAE was fitted on must stay out of what it is scored on
+            "training": {**facts, "corpus": {**train_spec.__dict__, "text": CORPORA[train_spec.corpus]}},
             "heldout": {
-                "corpus": heldout_spec.__dict__,
+                "corpus": {**heldout_spec.__dict__, "text": CORPORA[heldout_spec.corpus]},
                 **reconstruction_stats(sae, heldout_acts[site]),
                 **ce_loss_recovered(loaded, sae, site, heldout_spec, data_dir),
             },
