@@ -47,3 +47,15 @@ def test_doubling_an_edit_does_not_raise_its_value_at_a_budget() -> None:
 def test_a_budget_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         at_budget(path([(0.01, 0.1)]), 0)
+
+
+def test_facts_without_a_same_relation_partner_have_no_paired_value() -> None:
+    from bench.tasks.knowledge_ablation.outputs import item_values
+
+    items = [
+        {"id": "a", "relation": "P17", "selectivity_at_kl": {"0.01": 0.3}, "selectivity": {"5": 0.2}},
+        {"id": "b", "relation": "P19", "selectivity_at_kl": {}, "selectivity": {"5": None}},  # no partner
+    ]
+    record = {"items": items}
+    assert item_values(record, "selectivity_at_kl@0.01") == {"a": ("P17", 0.3)}
+    assert item_values(record, "selectivity@5") == {"a": ("P17", 0.2)}

@@ -103,7 +103,7 @@ def frame(records: Iterable[dict[str, Any]], task_types: Mapping[str, TaskType] 
                     "command": portable_command(record),
                     "artifacts": [str(path.parent / a) for a in record.get("artifacts", {}).values()] if path else [],
                     # per-item values of a ranked metric, for paired tests between lenses
-                    "items": _item_values(task_type, record, key) if spec.headline else None,
+                    "items": item_values(task_type, record, key) if spec.headline else None,
                 }
             )
     if not rows:
@@ -201,7 +201,7 @@ def _paired_rank_group(group: pd.DataFrame, leader: int, higher: bool) -> set[in
     return set(group.index) - worse if worse else set()
 
 
-def _item_values(task_type: TaskType | None, record: dict[str, Any], key: str) -> dict[str, Any] | None:
+def item_values(task_type: TaskType | None, record: dict[str, Any], key: str) -> dict[str, Any] | None:
     """{item: (cluster, value)} from the record's items, or from a compact record's paired_values."""
     if key in (record.get("paired_values") or {}):
         return {item: tuple(pair) for item, pair in record["paired_values"][key].items()}

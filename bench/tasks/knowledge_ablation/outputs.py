@@ -37,5 +37,6 @@ def item_values(record: dict[str, Any], key: str) -> dict[str, tuple[str, float]
     items = record.get("items")
     if not items:
         return None
-    values = {item["id"]: (item["relation"], item[name][k] if k else item[name]) for item in items}
+    # a fact without a same-relation partner has no selectivity at any k or budget
+    values = {item["id"]: (item["relation"], item[name].get(k) if k else item[name]) for item in items}
     return {item: (relation, float(value)) for item, (relation, value) in values.items() if value is not None}
