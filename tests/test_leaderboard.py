@@ -270,3 +270,21 @@ def test_delta_prob_frontier_pairs_each_k_with_its_own_kl(tmp_path) -> None:
     assert frontier_points([r for r in RECORDS if r["lens"]["name"] == "random"]) == {}  # no KL control: no line
     (path,) = frontier_plot(sae, tmp_path)
     assert path.name == "knowledge_ablation_frontier_layer2.png" and path.stat().st_size > 10_000
+
+
+def test_a_budget_the_lens_never_reaches_is_marked_a_lower_bound() -> None:
+    """Selectivity at a KL budget that every edit of the sweep stays under is a lower bound: the
+    mark goes on the headline and the detail cell, from the KL of every k (not only the shown one)."""
+    cheap = {"kl_last@1": 0.001, "kl_last@5": 0.002, "kl_last@50": 0.006}
+    costly = {"kl_last@1": 0.001, "kl_last@5": 0.02, "kl_last@50": 0.1}
+    budget = {"selectivity_at_kl@0.005": 0.1, "selectivity_at_kl@0.01": 0.2, "selectivity_at_kl@0.02": 0.3}
+    records = [
+        record("sae_mlp_out", "blocks.2.hook_mlp_out", budget | cheap, "2026-01-01", "cheap"),
+        record("sae_attn_out", "blocks.2.hook_attn_out", budget | costly, "2026-01-01", "costly"),
+    ]
+    text = render(frame(records), "bench leaderboard")
+    headline = text.split("## Headline")[1].split("Detail tables")[0]
+    cheap_row = next(line for line in headline.splitlines() if line.startswith("| sae_mlp_out"))
+    costly_row = next(line for line in headline.splitlines() if line.startswith("| sae_attn_out"))
+    assert "†1" in cheap_row and "†" not in costly_row  # budget 0.01 > KL 0.006 of k = 50; < 0.1
+    assert "costliest edit (KL 0.006) stays under this budget" in headline

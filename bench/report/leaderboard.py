@@ -228,19 +228,25 @@ def _columns(top: pd.DataFrame) -> dict[str, str]:
     return dict(zip(order["task"], order["column"], strict=True))
 
 
-def _headline_cell(row: Any, lead: bool) -> str:
+def _headline_cell(row: Any, lead: bool, caveat: int | None = None) -> str:
     method = f" ({row.method})" if row.method else ""
     text = f"{row.mean:.3f} {interval_text(row.mean, row.se, row.clusters)}{method}"
-    return f"**{text}**" if lead else text
+    text = f"**{text}**" if lead else text
+    return f"{text} †{caveat}" if caveat else text
 
 
-def _headline_table(df: pd.DataFrame, fmt: str = "github") -> str:
+def _headline_table(df: pd.DataFrame, all_notes: Mapping[int, str], fmt: str = "github") -> str:
     top = headline(df)
     if top.empty:  # e.g. records that predate their task's ranked metric
         return "No record holds its task's ranked metric; the tables below have what they hold."
     lead = leading_group(top)
+    notes = {i: text for i, text in all_notes.items() if i in top.index}
+    numbers = {text: n for n, text in enumerate(dict.fromkeys(notes.values()), 1)}
     top = top.assign(
-        cell=[_headline_cell(r, i in lead) for i, r in zip(top.index, top.itertuples(), strict=True)],
+        cell=[
+            _headline_cell(r, i in lead, numbers.get(notes.get(i, "")))
+            for i, r in zip(top.index, top.itertuples(), strict=True)
+        ],
         header=top["task"],
     )
     table = top.pivot_table(
@@ -260,7 +266,8 @@ def _headline_table(df: pd.DataFrame, fmt: str = "github") -> str:
         if detectable
         else ""
     )
-    return tabulate(table, headers="keys", tablefmt=fmt, showindex=False) + f"\n\nColumns: {legend}.{power}"
+    marked = "".join(f"\n\n†{n}: {text}." for text, n in numbers.items())
+    return tabulate(table, headers="keys", tablefmt=fmt, showindex=False) + f"\n\nColumns: {legend}.{power}{marked}"
 
 
 def minimal_detectable(top: pd.DataFrame) -> dict[str, float]:
@@ -309,9 +316,10 @@ def _footnotes(df: pd.DataFrame) -> dict[tuple[str, ...], str]:
     return notes
 
 
-def _task_table(df: pd.DataFrame, refs: dict[tuple[str, ...], int], task_types: Mapping[str, TaskType]) -> str:
+def _task_table(df: pd.DataFrame, refs: dict[tuple[str, ...], int], all_notes: Mapping[int, str]) -> str:
+    """``all_notes``: the caveats of the whole frame (a caveat may depend on rows this table hides)."""
     bold = best(df)
-    notes = caveats(df, task_types)
+    notes = {i: text for i, text in all_notes.items() if i in df.index}
     numbers = {text: n for n, text in enumerate(dict.fromkeys(notes.values()), 1)}
     cells = df.assign(
         cell=[
@@ -345,6 +353,8 @@ def render(
     findings: str | None = None,
 ) -> str:
     detail = _middle_k(df[df["shown"]])
+    types = installed_task_types() if task_types is None else task_types
+    notes_all = caveats(df, types)
     notes = _footnotes(detail)
     refs = {key: i for i, key in enumerate(notes, 1)}
     parts = [
@@ -357,7 +367,7 @@ def render(
         f"α = {ALPHA}) decides, and nothing is bold when no lens is significantly worse; records without "
         "them (compact copies) use overlap of the intervals, unpaired and conservative. A task that "
         "compares methods shows its best method in brackets.\n",
-        _headline_table(df) + "\n",
+        _headline_table(df, notes_all) + "\n",
         "Detail tables: `mean ± bootstrap SE (n)`, bold the best value of a column at one site. Controls of "
         "a metric measured at several k are shown at the middle k; the csv and json formats have every k. "
         "† marks a value that is partly mechanical (see the note under its table).\n",
@@ -369,12 +379,11 @@ def render(
     if commands:
         parts.append("Produced by:\n\n```bash\n" + "\n".join(commands) + "\n```\n")
     pages = method_pages or {}
-    types = installed_task_types() if task_types is None else task_types
     for family in FAMILIES:
         for task in dict.fromkeys(detail.loc[detail["family"] == family, "task"]):
             part = detail[detail["task"] == task]
             link = f" ([method]({pages[task]}))" if task in pages else ""
-            parts.append(f"## {task}{link}\n\n{_task_table(part, refs, types)}\n")
+            parts.append(f"## {task}{link}\n\n{_task_table(part, refs, notes_all)}\n")
     artifacts = [
         f"- {r.lens} / {r.site} / {r.task}: "
         + ", ".join(f"[{Path(a).stem.split('.')[-1]}]({os.path.relpath(a, out_dir)})" for a in r.artifacts)

@@ -62,6 +62,7 @@ from bench.tasks.facts import (
     Section,
     fact_sample,
 )
+from bench.tasks.knowledge_ablation.caveats import budget_caveats
 from bench.tasks.knowledge_ablation.frontier import at_budget
 from bench.tasks.knowledge_ablation.outputs import METRICS, KnowledgeAblationRecord, item_values
 from bench.tasks.knowledge_ablation.plot import frontier_plot
@@ -508,5 +509,6 @@ TASK_TYPE = TaskType(
     family="Knowledge",
     method_page="docs/methods/knowledge_ablation.md",
     item_values=item_values,
+    caveats=budget_caveats,
     plot=frontier_plot,
 )
