@@ -1,8 +1,9 @@
 """Monosemanticity: do a fact's top-attributed units fire on related facts only?
 
 Facts come from the sampler every knowledge task shares (bench/tasks/facts.py: same ids as ΔProb
-for the same seed and limit), and every related prompt and negative is one the model knows too,
-so a unit is never asked to separate facts the model recalls from prompts it fails on.
+for the same seed and limit), and every related prompt and negative is a fact the model knows
+(its subject and answer passed the task's screen), so a unit is never asked to separate facts
+the model recalls from ones it fails on.
 For each fact: its top-k units (the ΔProb attribution); their activations at the last
 prompt token on related prompts (the same fact through other ParaRel paraphrases, and other
 subjects with the same relation and object) and on negatives. By default the negatives are
@@ -47,8 +48,8 @@ from bench.tasks.facts import (
     Section,
     fact_sample,
     ig_baseline,
+    known_facts,
 )
-from bench.tasks.known_facts import known
 from bench.tasks.monosemanticity.outputs import METRICS, MonosemanticityRecord
 
 
@@ -173,11 +174,18 @@ def auroc_by_kind(rel: np.ndarray, neg: np.ndarray, sets: PromptSets) -> dict[st
 
 
 def _process(
-    ctx: TaskContext, config: MonosemanticityConfig, fact: Fact, pool: list[Fact], baseline: torch.Tensor | None
+    ctx: TaskContext,
+    config: MonosemanticityConfig,
+    fact: Fact,
+    pool: list[Fact],
+    known_tuples: set[tuple[str, str, str]],
+    baseline: torch.Tensor | None,
 ) -> dict[str, Any]:
+    """``known_tuples``: (relation, subject, answer) of every fact the model knows (the task's
+    screen); a related prompt or negative is kept only when its fact is one of them."""
+
     def keep(facts: list[Fact], limit: int | None) -> list[Fact]:
-        screen = config.filter
-        return known(ctx.loaded, facts, screen.greedy_correct, screen.min_prob, ctx.batch_size, limit, progress=False)
+        return [f for f in facts if (f.relation, f.subject, f.answer) in known_tuples][:limit]
 
     sets = prompt_sets(ctx, config, fact, pool, keep)
     related, negatives = sets.related, sets.negatives
@@ -255,13 +263,18 @@ def run(ctx: TaskContext) -> dict[str, Any]:
     config = ctx.config
     assert isinstance(config, MonosemanticityConfig)
     pool, facts = fact_sample(ctx, config.data, config.filter, config.sampling, config.limit, config.seed)
+    # every fact the screen found known, before the sampling caps (the screen is cached): screening
+    # each fact's hundreds of candidate negatives again would cost more than the task
+    known_tuples = {
+        (f.relation, f.subject, f.answer) for f in known_facts(ctx, config.data, config.filter, None, config.seed)
+    }
     baseline = ig_baseline(ctx, config.attribution)
     done = {row["id"]: row for row in ctx.slot.done_items()}
     bar = ctx.progress("facts", len(facts), sum(f.id in done for f in facts))
     for fact in facts:
         if fact.id in done:
             continue
-        row = _process(ctx, config, fact, pool, baseline)
+        row = _process(ctx, config, fact, pool, known_tuples, baseline)
         ctx.slot.log_items([row])
         done[fact.id] = row
         bar.update(1)
