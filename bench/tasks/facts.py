@@ -5,7 +5,7 @@ sampling and limit give the same fact ids in each, and its attribution from the 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -81,15 +81,20 @@ def known_facts(ctx: TaskContext, data: DataConfig, filter: FilterConfig, limit:
     return kept
 
 
+class FactSample(NamedTuple):
+    known: list[Fact]  # every fact the screen found known, in seeded order, before the caps
+    pool: list[Fact]  # those that pass the sampling caps: where controls are drawn from
+    used: list[Fact]  # the pool's first ``limit`` (all when None)
+
+
 def fact_sample(
     ctx: TaskContext, data: DataConfig, filter: FilterConfig, sampling: SamplingConfig, limit: int | None, seed: int
-) -> tuple[list[Fact], list[Fact]]:
-    """(pool, used): every known fact that passes the sampling caps, in seeded order, and its first
-    ``limit`` (all when None). The pool is also where controls are drawn from."""
-    pool = sampled(known_facts(ctx, data, filter, None, seed), sampling)
+) -> FactSample:
+    known = known_facts(ctx, data, filter, None, seed)
+    pool = sampled(known, sampling)
     if not pool:
         raise BenchError("no known fact survives the sampling caps; loosen sampling.max_per_relation / max_per_answer.")
-    return pool, pool[:limit] if limit else pool
+    return FactSample(known, pool, pool[:limit] if limit else pool)
 
 
 def answer_in_prompt(fact: Fact) -> bool:

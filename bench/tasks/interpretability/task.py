@@ -217,11 +217,11 @@ def _attributed_units(ctx: TaskContext, config: InterpretabilityConfig) -> list[
     if config.units.attributed_facts == 0:
         return []
     # the first facts of ΔProb's sample, attributed as ΔProb attributes them
-    _, facts = fact_sample(ctx, config.data, config.filter, config.sampling, config.units.attributed_facts, config.seed)
+    sample = fact_sample(ctx, config.data, config.filter, config.sampling, config.units.attributed_facts, config.seed)
     scores = attribute(
         ctx.loaded,
         ctx.lens,
-        encode(ctx.loaded.tokenizer, facts),
+        encode(ctx.loaded.tokenizer, sample.used),
         config.attribution.method,
         config.attribution.ig_steps,
         ctx.batch_size,

@@ -464,7 +464,7 @@ def _summaries(rows: list[dict[str, Any]], config: KnowledgeAblationConfig) -> d
 def run(ctx: TaskContext) -> dict[str, Any]:
     config = ctx.config
     assert isinstance(config, KnowledgeAblationConfig)
-    pool, facts = fact_sample(ctx, config.data, config.filter, config.sampling, config.limit, config.seed)
+    _, pool, facts = fact_sample(ctx, config.data, config.filter, config.sampling, config.limit, config.seed)
     controls = _Controls(ctx, config, pool)
     done = {row["id"]: row for row in ctx.slot.done_items()}
     todo = [fact for fact in facts if fact.id not in done]

@@ -48,7 +48,6 @@ from bench.tasks.facts import (
     Section,
     fact_sample,
     ig_baseline,
-    known_facts,
 )
 from bench.tasks.monosemanticity.outputs import METRICS, MonosemanticityRecord
 
@@ -262,12 +261,8 @@ def _distribution(values: list[float]) -> dict[str, float]:
 def run(ctx: TaskContext) -> dict[str, Any]:
     config = ctx.config
     assert isinstance(config, MonosemanticityConfig)
-    pool, facts = fact_sample(ctx, config.data, config.filter, config.sampling, config.limit, config.seed)
-    # every fact the screen found known, before the sampling caps (the screen is cached): screening
-    # each fact's hundreds of candidate negatives again would cost more than the task
-    known_tuples = {
-        (f.relation, f.subject, f.answer) for f in known_facts(ctx, config.data, config.filter, None, config.seed)
-    }
+    known, pool, facts = fact_sample(ctx, config.data, config.filter, config.sampling, config.limit, config.seed)
+    known_tuples = {(f.relation, f.subject, f.answer) for f in known}
     baseline = ig_baseline(ctx, config.attribution)
     done = {row["id"]: row for row in ctx.slot.done_items()}
     bar = ctx.progress("facts", len(facts), sum(f.id in done for f in facts))
