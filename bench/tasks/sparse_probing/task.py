@@ -18,6 +18,7 @@ See docs/methods/sparse_probing.md.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple
@@ -207,10 +208,13 @@ def _probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> tupl
     return probe.predict(x_test), probe.predict_proba(x_test)[:, 1]
 
 
+@functools.cache  # the same basis for every feature of a run: one QR per site width
 def random_basis(d: int, seed: int) -> np.ndarray:
     """A seeded random orthonormal basis [d, d] of the site: the floor's k arbitrary directions."""
     q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, d)))
-    return q * np.sign(np.diag(r))  # Haar-distributed (QR's sign convention removed)
+    basis = q * np.sign(np.diag(r))  # Haar-distributed (QR's sign convention removed)
+    basis.setflags(write=False)  # shared by every caller through the cache
+    return basis
 
 
 def probe_feature(
@@ -249,12 +253,13 @@ def probe_feature(
         }
     row = {"n_train_per_class": len(train) // 2, "n_test_per_class": len(held) // 2, "curve": curve}
     if site is not None:
-        rotated = site @ random_basis(site.shape[1], config.seed)  # one basis per site: every lens's floor is the same
+        basis = random_basis(site.shape[1], config.seed)  # one basis per site: every lens's floor is the same
+        rotated_train, rotated_held = site[train] @ basis, site[held] @ basis  # the sampled rows only
         floor = {}
         for k in config.k:
-            dims = _select(rotated[train], y_train, min(k, site.shape[1]), config.selection, seed)
+            dims = _select(rotated_train, y_train, min(k, site.shape[1]), config.selection, seed)
             floor[str(k)] = float(
-                f1_score(y_test, _probe(rotated[train][:, dims], y_train, rotated[held][:, dims])[0], zero_division=0)
+                f1_score(y_test, _probe(rotated_train[:, dims], y_train, rotated_held[:, dims])[0], zero_division=0)
             )
         row["f1_random_basis"] = floor
         row["f1_dense"] = float(f1_score(y_test, _probe(site[train], y_train, site[held])[0], zero_division=0))
