@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,9 +18,10 @@ from bench.model.sites import Site, n_layers, neuron_output_weight, writer_weigh
 from bench.tasks.privacy_erasure.methods import DEPN, FeatureEdit, KnowledgeNeurons, zeroed
 from bench.tasks.privacy_erasure.people import RELATIONS, TEMPLATES, generate
 from bench.tasks.privacy_erasure.scores import PromptScore, erased, share_erased, share_kept
-from bench.tasks.privacy_erasure.task import BudgetConfig, _variants, within_budget
+from bench.tasks.privacy_erasure.targets import choose_targets, split_by_person
+from bench.tasks.privacy_erasure.task import BudgetConfig, _variants, at_budget, choose_variants
 from tests.conftest import run_cli
-from tests.tiny import CORPUS_LINES
+from tests.tiny import ARCH_CONFIGS, CORPUS_LINES
 
 
 def test_generator_is_deterministic_and_covers_every_relation() -> None:
@@ -111,41 +113,37 @@ def test_feature_edit_projects_the_directions_out_of_the_writing_matrix(site: st
     assert torch.equal(weight, original)
 
 
-@pytest.mark.parametrize("arch", ["llama", "gpt2"])
-def test_feature_edit_at_the_residual_stream_blinds_the_next_blocks_readers(arch: str, tiny_model_dirs) -> None:
-    """RMSNorm (llama) and LayerNorm (gpt2, which centres): the readers of block L+1 see
-    nothing of the directions in the normed stream, and the same as before orthogonal to them."""
+@pytest.mark.parametrize("arch", sorted(ARCH_CONFIGS))
+def test_feature_edit_at_the_residual_stream_removes_the_direction_for_every_later_reader(
+    arch: str, tiny_model_dirs
+) -> None:
+    """After a project edit at resid_post L, adding α·d to the stream at L changes no logit, for
+    any α: no later block, norm statistic or the unembedding reads d. Without the edit it does."""
     from bench.model.loading import load_model
-    from bench.model.sites import stream_readers
+    from bench.model.sites import hooked, stream_reading_norms
 
     loaded = load_model(str(tiny_model_dirs[arch]))
-    d = loaded.model.config.hidden_size
-    with torch.no_grad():  # random norm scales, so that folding γ in matters
+    with torch.no_grad():  # random norm scales, so that a γ-blind edit would show
         for name, module in loaded.model.named_modules():
-            if name.endswith(("ln_1", "ln_2", "input_layernorm", "post_attention_layernorm")):
+            if "norm" in name or name.endswith(("ln_1", "ln_2", "ln_f")):
                 module.weight.uniform_(0.5, 2.0)
+    d = loaded.model.config.hidden_size
     direction = torch.randn(1, d, generator=torch.Generator().manual_seed(1))
     lens = _Directions("blocks.1.hook_resid_post", direction)
-    readers = stream_readers(loaded.model, 2)
-    originals = [r.weight.detach().clone() for r in readers]
-    seen = direction[0] - direction[0].mean() if arch == "gpt2" else direction[0]
+    ids = torch.tensor([[3, 5, 7, 9, 11]])
+
+    def logits(alpha: float) -> torch.Tensor:
+        with hooked(loaded.model, {lens.site: lambda x: x + alpha * direction[0]}), torch.no_grad():
+            return loaded.model(input_ids=ids).logits
+
+    base = logits(0.0)
+    assert not torch.allclose(logits(5.0), base, atol=1e-3)  # the probe can fail: d matters unedited
     with FeatureEdit(top_k=1).erase(loaded, lens, torch.tensor([[1.0]])) as edit:
-        assert edit["matrices"] == len(readers) == (2 if arch == "gpt2" else 5)
-        for reader, original in zip(readers, originals, strict=True):
-            gamma = reader.scale  # the reader sees γ ⊙ (normed stream)
-            blind = reader.weight @ (gamma * seen)
-            torch.testing.assert_close(blind, torch.zeros_like(blind), atol=1e-4, rtol=0)
-            other = torch.randn(d, generator=torch.Generator().manual_seed(2))
-            other = other - (other @ seen) / seen.square().sum() * seen
-            kept, before = reader.weight @ (gamma * other), original @ (gamma * other)
-            torch.testing.assert_close(kept, before, atol=1e-4, rtol=1e-4)
-        # the change recorded is that of W diag(γ), what the reader applies to the stream: removing
-        # the unit direction q changes it by ‖W diag(γ) q‖ whatever γ's smallest entries are
-        q = seen / seen.norm()
-        expected = [((w * r.scale) @ q).norm() / (w * r.scale).norm() for w, r in zip(originals, readers, strict=True)]
-        assert edit["relative_change"] == pytest.approx(float(sum(expected) / len(expected)), rel=1e-4)
-    for reader, original in zip(readers, originals, strict=True):
-        assert torch.equal(reader.weight, original)
+        assert edit["norms_blinded"] == len(stream_reading_norms(loaded.model, 1))
+        edited = logits(0.0)
+        for alpha in (-7.0, 0.5, 30.0):
+            torch.testing.assert_close(logits(alpha), edited, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(logits(0.0), base)  # restored on exit
 
 
 def test_option_lists_sweep_a_grid_and_the_budget_picks_the_best_within_it() -> None:
@@ -160,13 +158,40 @@ def test_option_lists_sweep_a_grid_and_the_budget_picks_the_best_within_it() -> 
         "rel.feature_edit[top_k=5]": value(0.9), "loc.feature_edit[top_k=5]": value(0.5),  # erases by breaking
         "ppl_ratio.feature_edit[top_k=5]": value(1.01),
     }  # fmt: skip
-    at_budget, chosen = within_budget(metrics, methods, BudgetConfig())
-    assert at_budget["rel_at_budget.feature_edit"]["mean"] == 0.2 and chosen == {
-        "feature_edit": "feature_edit[top_k=1]"
-    }
+    chosen = choose_variants(metrics, methods, BudgetConfig())
+    assert chosen == {"feature_edit": "feature_edit[top_k=1]"}
+    # reported from the other half's metrics, whatever they say of the variant not chosen
+    test = {**metrics, "rel.feature_edit[top_k=1]": value(0.1), "rel.feature_edit[top_k=5]": value(1.0)}
+    reported = at_budget(test, chosen)
+    assert reported["rel_at_budget.feature_edit"]["mean"] == 0.1
+    assert reported["loc_at_budget.feature_edit"]["mean"] == 0.95
     metrics["loc.feature_edit[top_k=1]"] = value(0.8)
-    at_budget, chosen = within_budget(metrics, methods, BudgetConfig())
-    assert at_budget["rel_at_budget.feature_edit"]["mean"] == 0.0 and chosen == {"feature_edit": None}
+    chosen = choose_variants(metrics, methods, BudgetConfig())
+    assert chosen == {"feature_edit": None}
+    assert at_budget(test, chosen) == {"rel_at_budget.feature_edit": {"mean": 0.0, "se": 0.0, "n": 0}}
+
+
+def _people(n: int, learnt_share: float = 1.0):
+    private = generate(n, seed=0)
+    return [p for i, p in enumerate(private) if (i * 7919) % 100 < learnt_share * 100]
+
+
+def test_targets_spread_over_people_and_relations_and_the_halves_share_no_person() -> None:
+    learnt = _people(24)
+    targets = choose_targets(learnt, 60, max_per_person=3, seed=0)
+    assert len(targets) == 60 and len({t.fact.id for t in targets}) == 60
+    per_person = Counter(t.person for t in targets)
+    assert max(per_person.values()) <= 3 and len(per_person) == 24  # every person, none over the cap
+    per_relation = Counter(t.fact.relation for t in targets)
+    assert len(per_relation) == 6 and max(per_relation.values()) - min(per_relation.values()) <= 2  # balanced
+    assert choose_targets(learnt, 60, 3, seed=0) == targets != choose_targets(learnt, 60, 3, seed=1)
+    dev, test = split_by_person(targets, seed=0)
+    assert not {t.person for t in dev} & {t.person for t in test}
+    assert sorted(t.fact.id for t in dev + test) == sorted(t.fact.id for t in targets)
+    assert abs(len({t.person for t in dev}) - len({t.person for t in test})) <= 1
+    # fewer learnt facts than the cap allows: every one of them is a target
+    few = _people(4, learnt_share=0.5)
+    assert sorted(t.fact.id for t in choose_targets(few, 60, 6, 0)) == sorted(p.fact.id for p in few)
 
 
 def test_neuron_methods_need_units_that_are_the_neurons(tiny_llama: LoadedModel) -> None:
@@ -260,6 +285,13 @@ bootstrap: {resamples: 50}
 """
 
 
+def _methods_of(record: dict) -> dict:
+    from bench.plugin.registry import plugins
+
+    registry = plugins().erasure_methods
+    return {label: registry.get(label.split("[")[0])(**m["options"]) for label, m in record["methods"].items()}
+
+
 def test_privacy_erasure_runs_end_to_end(tmp_path: Path, corpus_dir: Path) -> None:
     model = _char_model(tmp_path / "model")
     task = tmp_path / "privacy_erasure.yaml"
@@ -276,7 +308,7 @@ def test_privacy_erasure_runs_end_to_end(tmp_path: Path, corpus_dir: Path) -> No
             assert value["n"] >= 1
             assert (0 <= value["mean"] <= 1) or metric == "delta_ppl"
     assert record["methods_skipped"] == {}
-    assert record["schema"] == 3
+    assert record["schema"] == 4
     for item in record["items"]:  # neurons found in any block, named layer:index
         for method in ("knowledge_neurons", "depn"):
             neurons = item["methods"][method]["edit"]["neurons"]
@@ -285,6 +317,15 @@ def test_privacy_erasure_runs_end_to_end(tmp_path: Path, corpus_dir: Path) -> No
         assert 0 <= record["metrics"][f"rel_at_budget.{method}"]["mean"] <= 1
         assert method in record["budget"]["chosen"]
     assert len(record["items"]) == min(4, injection["learnt"])
+    # variants chosen on the dev half's people, reported on the others'
+    dev_people = set(record["dev"]["people"])
+    assert {item["half"] for item in record["items"]} == {"dev", "test"}
+    assert all((item["half"] == "dev") == (item["id"].split("/")[1] in dev_people) for item in record["items"])
+    budget = BudgetConfig(**record["budget"]["config"])
+    assert record["budget"]["chosen"] == choose_variants(record["dev"]["metrics"], _methods_of(record), budget)
+    for method, label in record["budget"]["chosen"].items():
+        if label is not None:
+            assert record["metrics"][f"rel_at_budget.{method}"] == record["metrics"][f"rel.{label}"]
     # the leaderboard draws each method's sweep as Rel against side effects
     from bench.cli import main
 
@@ -298,3 +339,22 @@ def test_privacy_erasure_runs_end_to_end(tmp_path: Path, corpus_dir: Path) -> No
     assert again["injection"]["seconds"] == injection["seconds"]
     assert again["injection"]["weights_sha256"] == injection["weights_sha256"] != injection["base_weights_sha256"]
     assert again["metrics"] == record["metrics"]
+
+
+@pytest.mark.parametrize(("trainable", "window", "changed"), [("mlp", 0, {"layers.1.mlp"}), ("blocks", 1, {"layers."})])
+def test_injection_trains_only_the_configured_weights(
+    trainable, window, changed, tiny_llama: LoadedModel, corpus_dir: Path
+) -> None:
+    from bench.tasks.privacy_erasure.injection import InjectionConfig, inject
+
+    facts = [p.fact for p in generate(2, seed=0)]
+    config = InjectionConfig(trainable=trainable, window=window, learning_rate=1e-2, max_epochs=2, stop_when_learnt=1.0)
+    injected = inject(tiny_llama, facts, config, layer=1, data_dir=corpus_dir)
+    assert all(epoch["retain_kl"] >= 0 for epoch in injected.report["history"])  # the KL term ran
+    assert injected.report["trained"]["blocks"] == ([1] if window == 0 else [0, 1, 2][: n_layers(tiny_llama.model)])
+    after = dict(injected.loaded.model.named_parameters())
+    moved = {name for name, before in tiny_llama.model.named_parameters() if not torch.equal(before, after[name])}
+    assert moved, "the injection trained nothing"
+    assert all(any(part in name for part in changed) for name in moved), moved
+    if trainable == "mlp":  # every MLP weight of block 1 moved, nothing else did
+        assert moved == {n for n, _ in tiny_llama.model.named_parameters() if n.startswith("model.layers.1.mlp.")}

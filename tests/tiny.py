@@ -133,8 +133,10 @@ def taught_model(model_dir: Path, data_dir: Path) -> Path:
     from bench.tasks.privacy_erasure.injection import InjectionConfig, inject
 
     facts = load_facts(data_dir, list(FACTS), 1, 10, 0)
-    config = InjectionConfig(learning_rate=3e-2, batch_size=10, max_epochs=200, stop_when_learnt=1.0)
-    injected = inject(load_model(str(model_dir)), facts, config)
+    config = InjectionConfig(
+        trainable="all", retain_weight=0, learning_rate=3e-2, batch_size=10, max_epochs=200, stop_when_learnt=1.0
+    )
+    injected = inject(load_model(str(model_dir)), facts, config, layer=0)
     assert injected.report["learnt"] == len(facts), injected.report
     return Path(injected.report["path"])
 

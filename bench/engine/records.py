@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # so old and new definitions never mix in one leaderboard.
 SCHEMA_VERSIONS = {
     "knowledge_ablation": 3,  # one ablation rule (reference value), selectivity, k sweep, KL of the scored edit
-    "privacy_erasure": 3,  # sweeps, FeatureEdit by projection, Rel at a budget; KN and DEPN over every block
+    "privacy_erasure": 4,  # FeatureEdit blinds every later reader; MLP-window injection; dev/test variant choice
     "interpretability": 3,  # WikiText-2 test split by page; nulls; dead units score 0; ΔProb's facts
     "monosemanticity": 4,  # ΔProb's fact sample and IG baseline; related prompts and negatives the model knows
     "sparse_probing": 3,  # whole sentences and patterns held out; random-basis floor and dense ceiling

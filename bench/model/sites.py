@@ -32,6 +32,7 @@ class Architecture:
     # what reads the residual stream inside a block: (norm, the projections reading its output)
     readers: tuple[tuple[str, tuple[str, ...]], ...] = ()
     norm_offset: float = 0.0  # Gemma's RMSNorm scales by 1 + weight
+    final_norm: str = "model.norm"  # path from the CausalLM to the norm the unembedding reads
     native_dtype: str = "float32"  # what the family's checkpoints are trained and shipped in (`--dtype auto`)
 
 
@@ -78,6 +79,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         ("mlp.c_fc",),
         ("n_inner",),
         (("ln_1", ("attn.c_attn",)), ("ln_2", ("mlp.c_fc",))),
+        final_norm="transformer.ln_f",
     ),
     "gpt_neox": Architecture(
         "gpt_neox.layers",
@@ -90,6 +92,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         ("intermediate_size",),
         (("input_layernorm", ("attention.query_key_value",)), ("post_attention_layernorm", ("mlp.dense_h_to_4h",))),
         native_dtype="float16",
+        final_norm="gpt_neox.final_layer_norm",
     ),
 }
 
@@ -191,28 +194,18 @@ def out_by_in(module: nn.Module) -> torch.Tensor:
     return weight if isinstance(module, nn.Linear) else weight.T
 
 
-@dataclass(frozen=True)
-class Reader:
-    weight: torch.Tensor  # [d_out, d_model] view, shared with the module
-    scale: torch.Tensor  # [d_model] the norm's effective γ in front of it
-    centred: bool  # LayerNorm subtracts the mean before scaling; RMSNorm does not
-
-
-def stream_readers(model: nn.Module, layer: int) -> list[Reader]:
-    """The projections of block `layer` that read the residual stream, each with its norm's γ."""
+def stream_reading_norms(model: nn.Module, after_layer: int) -> list[nn.Module]:
+    """Every norm through which something reads the residual stream after block `after_layer`:
+    the reading norms of each later block (attention's and the MLP's), then the final norm
+    before the unembedding. Everything downstream sees the stream only through one of these."""
     arch = architecture_of(model)
     blocks = model.get_submodule(arch.blocks)
-    if not 0 <= layer < len(blocks):
-        raise BenchError(f"there is no block {layer} to read the stream; the model has {len(blocks)} layers.")
+    if not 0 <= after_layer < len(blocks):
+        raise BenchError(f"block {after_layer} is out of range; the model has {len(blocks)} layers.")
     if not arch.readers:
-        raise BenchError(f"the {model.config.model_type} adapter in bench/sites.py lists no stream readers.")
-    out = []
-    for norm_name, projections in arch.readers:
-        norm = blocks[layer].get_submodule(norm_name)
-        scale = norm.weight.detach().float() + arch.norm_offset
-        for name in projections:
-            out.append(Reader(out_by_in(blocks[layer].get_submodule(name)), scale, isinstance(norm, nn.LayerNorm)))
-    return out
+        raise BenchError(f"the {model.config.model_type} adapter in bench/model/sites.py lists no stream readers.")
+    later = [blocks[i].get_submodule(norm) for i in range(after_layer + 1, len(blocks)) for norm, _ in arch.readers]
+    return [*later, model.get_submodule(arch.final_norm)]
 
 
 def neuron_output_weight(model: nn.Module, layer: int) -> torch.Tensor:
@@ -268,3 +261,27 @@ def hooked(model: nn.Module, fns: dict[str, SiteFn]) -> Iterator[None]:
                 handle = module.register_forward_pre_hook(hook, with_kwargs=True)
             stack.callback(handle.remove)
         yield
+
+
+@contextmanager
+def stream_read_without(model: nn.Module, after_layer: int, basis: torch.Tensor) -> Iterator[int]:
+    """Inside the context, every reader of the stream after block `after_layer` sees it with the
+    span of `basis` [d_model, r] (orthonormal columns) projected out; the stream itself, carried
+    by the skip connections, is unchanged. Yields the number of norms edited.
+
+    The projection sits in front of each norm rather than folded into the readers' weights:
+    RMSNorm's and LayerNorm's statistics are computed over the whole stream, so a weight edit
+    leaves the direction able to rescale (or, for LayerNorm, shift) everything the norm passes on.
+    """
+    q = basis.detach()
+
+    def project(x: torch.Tensor) -> torch.Tensor:
+        qx = q.to(device=x.device, dtype=x.dtype)
+        return x - (x @ qx) @ qx.T
+
+    with ExitStack() as stack:
+        norms = stream_reading_norms(model, after_layer)
+        for norm in norms:
+            handle = norm.register_forward_pre_hook(_first_tensor_hook(project, "input"), with_kwargs=True)
+            stack.callback(handle.remove)
+        yield len(norms)

@@ -7,7 +7,8 @@ Methods are plugins (hook ``bench_erasure_methods``), so a new lens can ship its
 
 Built in (docs/methods/privacy_erasure.md):
 - ``feature_edit``: FeatureEdit, for lenses whose units are directions (SAEs): their
-  directions projected out of the weights (or the paper's row zeroing, ``mode: zero_rows``);
+  directions removed from what writes the site, or from everything that reads the residual
+  stream after it (or the paper's row zeroing, ``mode: zero_rows``);
 - ``knowledge_neurons``: Dai et al.'s erasure, output-weight columns of IG neurons zeroed;
 - ``depn``: DEPN's privacy neurons (gradient attribution), activations set to 0;
   both search the MLP neurons of every block, as their papers do (``layers: lens`` keeps
@@ -28,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bench.model.interventions import unit_mask, units_ablated_at
 from bench.model.lens import BlockNeurons, Lens, WritesDirections
 from bench.model.loading import LoadedModel
-from bench.model.sites import Reader, Site, n_layers, neuron_output_weight, stream_readers, writer_weight
+from bench.model.sites import Site, n_layers, neuron_output_weight, stream_read_without, writer_weight
 
 
 class ErasureMethod(BaseModel, ABC):
@@ -126,46 +127,27 @@ def _projected_out_of_writer(weight: torch.Tensor, basis: torch.Tensor) -> torch
     return w - q @ (q.T @ w)
 
 
-def _projected_out_of_reader(reader: Reader, directions: torch.Tensor) -> torch.Tensor:
-    """W ← W diag(γ) (I − QQᵀ) diag(γ)⁻¹: the reader no longer sees the directions of the stream.
-
-    The reader computes W (γ ⊙ x̂) from the normed stream x̂; removing the span Q of the
-    directions from x̂ before the norm's γ gives W diag(γ)(I − QQᵀ) x̂, which is the new weight
-    applied to γ ⊙ x̂. LayerNorm centres x̂ first, so there the directions are centred too.
-    """
-    w = reader.weight.detach().float()
-    gamma = reader.scale.to(w.device)
-    seen = directions.to(w.device)
-    if reader.centred:
-        seen = seen - seen.mean(-1, keepdim=True)
-    q = orthonormal_basis(seen)
-    scaled = w * gamma
-    scaled = scaled - (scaled @ q) @ q.T
-    # γ entries near 0 pass no signal either way; guard the division only
-    return scaled / torch.where(gamma.abs() < 1e-6, torch.ones_like(gamma), gamma)
-
-
-def _relative_change(weight: torch.Tensor, new: torch.Tensor, scale: torch.Tensor) -> float:
-    """‖(W' − W) diag(s)‖ / ‖W diag(s)‖: the change of what the weight applies to its input."""
+def _relative_change(weight: torch.Tensor, new: torch.Tensor) -> float:
+    """‖W' − W‖ / ‖W‖."""
     w = weight.detach().float()
-    s = scale.to(w.device)
-    return float(((w - new.to(w.device)) * s).norm() / (w * s).norm())
+    return float((w - new.to(w.device)).norm() / w.norm())
 
 
 class FeatureEdit(ErasureMethod):
-    """FeatureEdit: the fact's top-k feature directions (decoder rows) removed from the weights.
+    """FeatureEdit: the fact's top-k feature directions (decoder rows) removed from the model.
 
     - ``project`` (default): at mlp_out / attn_out the matrix that writes the site loses the
-      directions, W ← (I − QQᵀ)W; at resid_post (written by every block before it) the readers
-      of block L+1 (attention's q/k/v and the MLP's input projections) stop reading them, with
-      their norm's γ folded in.
+      directions, W ← (I − QQᵀ)W; at resid_post (written by every block before it) every later
+      reader of the stream (each later block's attention and MLP, and the unembedding) stops
+      reading them: the span is projected out where each later norm takes the stream in, so the
+      feature is gone from the model's computation wherever it was written.
     - ``zero_rows``: the paper's rule, rows of the writing matrix zeroed where a unit-norm
       direction's |coordinate| > tau / √d. tau is in units of 1/√d, the typical coordinate of
       a random unit vector, so it means the same at every width.
     """
 
     name: ClassVar[str] = "feature_edit"
-    description: ClassVar[str] = "SAE lenses: the top-k features' decoder directions projected out of the weights"
+    description: ClassVar[str] = "SAE lenses: the top-k features' decoder directions no longer written or read"
     top_k: int = Field(5, ge=1)
     mode: Literal["project", "zero_rows"] = "project"
     tau: float = Field(3.0, gt=0, description="zero_rows: threshold in units of 1/sqrt(d)")
@@ -190,20 +172,16 @@ class FeatureEdit(ErasureMethod):
             with zeroed(writer_weight(loaded.model, site), rows=rows) as count:
                 yield {"units": units.tolist(), "rows": rows.tolist(), "weights_zeroed": count}
             return
+        basis = orthonormal_basis(directions)
         if site.hook == "hook_resid_post":
-            readers = stream_readers(loaded.model, site.layer + 1)
-            weights = [r.weight for r in readers]
-            new = [_projected_out_of_reader(r, directions) for r in readers]
-            # what each weight applies to the stream is W diag(γ): a γ near 0 (the norm silencing a
-            # coordinate) makes W itself change by orders of magnitude more than its effect
-            scales = [r.scale for r in readers]
-        else:
-            weights = [writer_weight(loaded.model, site)]
-            new = [_projected_out_of_writer(weights[0], orthonormal_basis(directions))]
-            scales = [torch.ones(weights[0].shape[1])]
-        changed = sum(_relative_change(w, n, g) for w, n, g in zip(weights, new, scales, strict=True))
-        with replaced(weights, new):
-            yield {"units": units.tolist(), "matrices": len(weights), "relative_change": changed / len(weights)}
+            with stream_read_without(loaded.model, site.layer, basis) as norms:
+                yield {"units": units.tolist(), "norms_blinded": norms}
+            return
+        weight = writer_weight(loaded.model, site)
+        new = _projected_out_of_writer(weight, basis)
+        changed = _relative_change(weight, new)
+        with replaced([weight], [new]):
+            yield {"units": units.tolist(), "matrices": 1, "relative_change": changed}
 
 
 class NeuronSearch(ErasureMethod, ABC):

@@ -9,6 +9,8 @@ from bench.plugin.specs import MetricSpec
 
 METRICS = (
     MetricSpec("rel_at_budget", "Rel at budget", headline=True),
+    MetricSpec("loc_at_budget", "Loc at budget"),
+    MetricSpec("ppl_ratio_at_budget", "PPL ratio at budget", higher_is_better=False),
     MetricSpec("rel", "Rel"),
     MetricSpec("gen", "Gen"),
     MetricSpec("loc", "Loc"),
@@ -19,6 +21,7 @@ METRICS = (
 
 class PrivacyErasureRecord(Record):
     budget: dict[str, Any]  # side-effect budget and the variant each method is reported at
+    dev: dict[str, Any]  # the dev half's people and metrics, on which the variants were chosen
     methods: dict[str, Any]  # every swept variant: the erasure frontier plot
     methods_skipped: dict[str, str]
     clean_model: dict[str, Any]

@@ -31,6 +31,7 @@ from bench.model.attribution import attribute
 from bench.model.loading import LoadedModel
 from bench.model.prefix import CleanPrefixes
 from bench.model.scoring import encode, score_items
+from bench.model.sites import Site
 from bench.paths import cache_dir
 from bench.plugin.specs import TaskType
 from bench.stats import mean_se
@@ -43,6 +44,7 @@ from bench.tasks.privacy_erasure.people import PrivateFact, generate
 from bench.tasks.privacy_erasure.perplexity import word_perplexity, write_task
 from bench.tasks.privacy_erasure.plot import frontier_plot
 from bench.tasks.privacy_erasure.scores import PromptScore, share_erased, share_kept
+from bench.tasks.privacy_erasure.targets import choose_targets, split_by_person
 
 
 class PrivateDataConfig(Section):
@@ -66,6 +68,13 @@ class PerplexityConfig(Section):
     edits: int = Field(10, ge=0, description="the first this many edits of each method are scored")
 
 
+class TargetsConfig(Section):
+    """Targets are spread over people and relations; variants are chosen on the dev half of the
+    people and reported on the test half (bench/tasks/privacy_erasure/targets.py)."""
+
+    max_per_person: int = Field(3, ge=1, description="targets per person at most")
+
+
 class BudgetConfig(Section):
     """The side effects an erasure may have: Rel at this budget is the task's headline."""
 
@@ -87,6 +96,7 @@ class PrivacyErasureConfig(TaskConfig):
         description="erasure methods and their options (a list of values sweeps that option); "
         "each runs on the lenses it can edit",
     )
+    targets: TargetsConfig = TargetsConfig()
     budget: BudgetConfig = BudgetConfig()
     erased_below: float = Field(0.5, gt=0, le=1, description="erased: not greedy and p < this x p before")
     locality: LocalityConfig = LocalityConfig()
@@ -156,7 +166,7 @@ class _Setup:
             "max_p_answer": max(s.prob for s in clean),
             "greedy_correct": sum(s.greedy_correct for s in clean),
         }
-        injected = inject(ctx.loaded, facts, config.injection)
+        injected = inject(ctx.loaded, facts, config.injection, Site.parse(ctx.lens.site).layer, ctx.data_dir)
         self.model, self.injection = injected.loaded, injected.report
         refine = config.data.refine_templates
         self.attribution_prompts = {p.fact.id: [p.fact, *p.heldout[:refine]] for p in self.private}
@@ -253,25 +263,58 @@ def _summarize(
     return metrics
 
 
-def within_budget(
+def choose_variants(
     metrics: dict[str, dict[str, Any]], methods: dict[str, ErasureMethod], budget: BudgetConfig
-) -> tuple[dict[str, dict[str, Any]], dict[str, str | None]]:
-    """Per method, the best Rel among its variants whose mean Loc and PPL ratio are within budget
-    (`rel_at_budget.<method>`, 0 when none is: erasing nothing is always within budget), and which
-    variant that was."""
-    best: dict[str, tuple[dict[str, Any], str] | None] = {m.name: None for m in methods.values()}
+) -> dict[str, str | None]:
+    """Per method, its variant with the best mean Rel among those whose mean Loc and PPL ratio
+    are within budget (None when none is). Give it the dev half's metrics only."""
+    best: dict[str, tuple[float, str] | None] = {m.name: None for m in methods.values()}
     for label, method in methods.items():
         loc, ppl = metrics.get(f"loc.{label}"), metrics.get(f"ppl_ratio.{label}")
         ok = (loc is None or loc["mean"] >= budget.min_loc) and (ppl is None or ppl["mean"] <= budget.max_ppl_ratio)
         rel = metrics.get(f"rel.{label}")
         current = best[method.name]
-        if ok and rel is not None and (current is None or rel["mean"] > current[0]["mean"]):
-            best[method.name] = (rel, label)
-    out, chosen = {}, {}
-    for name, found in best.items():
-        out[f"rel_at_budget.{name}"] = found[0] if found else {"mean": 0.0, "se": 0.0, "n": 0}
-        chosen[name] = found[1] if found else None
-    return out, chosen
+        if ok and rel is not None and (current is None or rel["mean"] > current[0]):
+            best[method.name] = (rel["mean"], label)
+    return {name: found[1] if found else None for name, found in best.items()}
+
+
+def at_budget(metrics: dict[str, dict[str, Any]], chosen: dict[str, str | None]) -> dict[str, dict[str, Any]]:
+    """Each method's chosen variant's Rel, Loc and PPL ratio (`<metric>_at_budget.<method>`), from
+    the metrics given (the test half's). Rel is 0 where no variant was within budget: erasing
+    nothing always is."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, label in chosen.items():
+        if label is None:
+            out[f"rel_at_budget.{name}"] = {"mean": 0.0, "se": 0.0, "n": 0}
+            continue
+        for metric in ("rel", "loc", "ppl_ratio"):
+            if f"{metric}.{label}" in metrics:
+                out[f"{metric}_at_budget.{name}"] = metrics[f"{metric}.{label}"]
+    return out
+
+
+def _edits(
+    ctx: TaskContext,
+    config: PrivacyErasureConfig,
+    setup: _Setup,
+    halves: dict[str, list[PrivateFact]],
+    methods: dict[str, ErasureMethod],
+    ppl_task: tuple[str, Any],
+) -> dict[str, list[dict[str, Any]]]:
+    """Every method's edit of every target, resumed from the rows already logged; per half."""
+    done = {row["id"]: row for row in ctx.slot.done_items()}
+    total = sum(len(targets) for targets in halves.values())
+    bar = ctx.progress("edits", total, sum(t.fact.id in done for ts in halves.values() for t in ts))
+    for half, targets in halves.items():
+        for index, target in enumerate(targets):  # ΔPPL is measured on the first edits of each half
+            if target.fact.id not in done:
+                row = _edit_row(ctx, config, setup, target, index, methods, ppl_task)
+                done[target.fact.id] = row | {"half": half}
+                ctx.slot.log_items([done[target.fact.id]])
+                bar.update(1)
+    bar.close()
+    return {half: [done[t.fact.id] for t in targets] for half, targets in halves.items()}
 
 
 def run(ctx: TaskContext) -> dict[str, Any]:
@@ -279,42 +322,47 @@ def run(ctx: TaskContext) -> dict[str, Any]:
     assert isinstance(config, PrivacyErasureConfig)
     methods, skipped = _methods(config, ctx)
     setup = _Setup(ctx, config)
-    targets = setup.learnt[: config.limit] if config.limit else setup.learnt
-    if not targets:
+    targets = choose_targets(setup.learnt, config.limit, config.targets.max_per_person, config.seed)
+    dev, test = split_by_person(targets, config.seed)
+    if not dev or not test:
         raise BenchError(
-            f"the injected model learnt none of the {len(setup.private)} private facts; "
-            "raise injection.max_epochs or injection.learning_rate."
+            f"the injected model learnt {len(setup.learnt)} of {len(setup.private)} private facts, from "
+            f"{len({t.person for t in targets})} people; choosing variants on one half of the people and "
+            "scoring them on the other needs targets from two at least: raise data.people, --limit, "
+            "injection.max_epochs or injection.learning_rate."
         )
     ppl_task = write_task(ctx.data_dir, setup.model.tokenizer, config.perplexity.split, config.perplexity.max_tokens)
     ppl_base = _cached_perplexity(ctx.loaded, ppl_task, config.perplexity, ctx.batch_size)
     ppl_injected = _cached_perplexity(setup.model, ppl_task, config.perplexity, ctx.batch_size)
-    done = {row["id"]: row for row in ctx.slot.done_items()}
-    bar = ctx.progress("edits", len(targets), sum(t.fact.id in done for t in targets))
-    for index, target in enumerate(targets):
-        if target.fact.id not in done:
-            done[target.fact.id] = _edit_row(ctx, config, setup, target, index, methods, ppl_task)
-            ctx.slot.log_items([done[target.fact.id]])
-            bar.update(1)
-    bar.close()
-    rows = [done[t.fact.id] for t in targets]
-    metrics = _summarize(config, rows, methods, ppl_injected)
-    at_budget, chosen = within_budget(metrics, methods, config.budget)
+    rows = _edits(ctx, config, setup, {"dev": dev, "test": test}, methods, ppl_task)
+    dev_metrics = _summarize(config, rows["dev"], methods, ppl_injected)
+    test_metrics = _summarize(config, rows["test"], methods, ppl_injected)
+    chosen = choose_variants(dev_metrics, methods, config.budget)
     return {
-        "metrics": at_budget | metrics,
-        "budget": {"config": config.budget.model_dump(), "chosen": chosen},
+        "metrics": at_budget(test_metrics, chosen) | test_metrics,
+        "budget": {"config": config.budget.model_dump(), "chosen": chosen, "chosen_on": "dev", "reported_on": "test"},
+        "dev": {"people": sorted({t.person for t in dev}), "metrics": dev_metrics},
         "methods": {label: {"options": m.model_dump(), "attribution": m.attribution} for label, m in methods.items()},
         "methods_skipped": skipped,
         "clean_model": setup.clean,
         "injection": setup.injection,
-        "perplexity": {"base": ppl_base, "injected": ppl_injected, "lm_eval_task": ppl_task[0]},
+        "perplexity": {
+            "base": ppl_base,
+            "injected": ppl_injected,
+            "injection_ratio": ppl_injected / ppl_base,
+            "lm_eval_task": ppl_task[0],
+        },
         "splits": {
             "people": config.data.people,
             "facts": len(setup.private),
             "learnt": len(setup.learnt),
             "targets": len(targets),
+            "dev_targets": len(dev),
+            "test_targets": len(test),
+            "people_targeted": len({t.person for t in targets}),
             "locality_pararel": len(setup.loc_pararel),
         },
-        "items": rows,
+        "items": rows["dev"] + rows["test"],
     }
 
 
