@@ -288,3 +288,24 @@ def test_a_budget_the_lens_never_reaches_is_marked_a_lower_bound() -> None:
     costly_row = next(line for line in headline.splitlines() if line.startswith("| sae_attn_out"))
     assert "†1" in cheap_row and "†" not in costly_row  # budget 0.01 > KL 0.006 of k = 50; < 0.1
     assert "costliest edit (KL 0.006) stays under this budget" in headline
+
+
+def test_the_html_page_carries_the_same_caveat_marks_and_the_detectable_difference(tmp_path: Path) -> None:
+    cheap = {"kl_last@1": 0.001, "kl_last@5": 0.002, "kl_last@50": 0.006}
+    costly = {"kl_last@1": 0.001, "kl_last@5": 0.02, "kl_last@50": 0.1}
+    budget = {"selectivity_at_kl@0.005": 0.1, "selectivity_at_kl@0.01": 0.2, "selectivity_at_kl@0.02": 0.3}
+    records = [
+        record("sae_mlp_out", "blocks.2.hook_mlp_out", budget | cheap, "2026-01-01", "cheap"),
+        record("sae_attn_out", "blocks.2.hook_attn_out", budget | costly, "2026-01-01", "costly"),
+        record("pca", "blocks.2.hook_attn_out", budget | costly, "2026-01-01", "costly-pca"),  # a pair at one site
+    ]
+    from bench.report.leaderboard import write_leaderboard
+
+    page = write_leaderboard(records, tmp_path / "index.html", "bench leaderboard", fmt="html").read_text()
+    headline = page.split("<h2>Headline</h2>")[1].split("<h2>")[0]
+    rows = {row.split("</td>")[1]: row for row in headline.split("<tr>")[2:]}
+    cheap_row = next(r for lens, r in rows.items() if "sae_mlp_out" in lens)
+    costly_row = next(r for lens, r in rows.items() if "sae_attn_out" in lens)
+    assert len(rows) == 3 and "†1</sup>" in cheap_row and "†" not in costly_row
+    assert "†1: " in headline and "costliest edit (KL 0.006) stays under this budget" in headline
+    assert "Smallest difference between two lenses" in headline

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,21 @@ def _record_link(path: str, out_dir: Path) -> str:
     return f"<a class=rec title='the record' href='{html.escape(os.path.relpath(path, out_dir.resolve()))}'>↗</a>"
 
 
-def _headline(top: pd.DataFrame, columns: dict[str, str], lead: set[int], out_dir: Path) -> str:
+Mark = Callable[[int], str]
+
+
+def _marker(notes: Mapping[int, str]) -> tuple[Mark, dict[str, int]]:
+    """A function putting a row's caveat mark (†n, the note as its tooltip) after its cell, and
+    the notes' numbers: one numbering for the page, so a mark means the same in every table."""
+    numbers = {text: n for n, text in enumerate(dict.fromkeys(notes.values()), 1)}
+
+    def mark(i: int) -> str:
+        return f" <sup title='{html.escape(notes[i])}'>†{numbers[notes[i]]}</sup>" if i in notes else ""
+
+    return mark, numbers
+
+
+def _headline(top: pd.DataFrame, columns: dict[str, str], lead: set[int], out_dir: Path, mark: Mark) -> str:
     top = top.assign(header=top["task"])
     headers = list(columns)
     several_models = top["model"].nunique() > 1
@@ -100,14 +115,14 @@ def _headline(top: pd.DataFrame, columns: dict[str, str], lead: set[int], out_di
             i, r = by_header[header]
             method = f" ({html.escape(r.method)})" if r.method else ""
             shown = interval_text(r.mean, r.se, r.clusters)
-            text = f"{r.mean:.3f} <small>{shown}{method}</small> {_record_link(r.path, out_dir)}"
+            text = f"{r.mean:.3f} <small>{shown}{method}</small>{mark(i)} {_record_link(r.path, out_dir)}"
             cells.append((text, f"{r.mean:.6g}", i in lead))
         rows.append(cells)
     keys = ["model"] * several_models + ["layer", "lens", "site", "sae"]
     return _table("headline", [*keys, *headers], rows)
 
 
-def _detail(task: str, part: pd.DataFrame, bold: set[int], out_dir: Path) -> str:
+def _detail(task: str, part: pd.DataFrame, bold: set[int], out_dir: Path, mark: Mark) -> str:
     columns = list(dict.fromkeys(part["column"]))
     rows = []
     for key, group in part.groupby(_KEYS, sort=False):
@@ -119,7 +134,7 @@ def _detail(task: str, part: pd.DataFrame, bold: set[int], out_dir: Path) -> str
                 continue
             i, r = by_column[column]
             shown = mean_se({"mean": r.mean, "se": r.se, "clusters": r.clusters})
-            cells.append((f"{shown} ({r.n})", f"{r.mean:.6g}", i in bold))
+            cells.append((f"{shown} ({r.n}){mark(i)}", f"{r.mean:.6g}", i in bold))
         cells.append((_record_link(group["path"].iloc[0], out_dir), None, False))
         rows.append(cells)
     return _table(f"task-{task}", [*_KEYS, *columns, "record"], rows)
@@ -134,20 +149,36 @@ def html_page(
     plots: list[Path],
     command: str,
     out_dir: Path,
+    notes: Mapping[int, str] | None = None,
+    detectable: Mapping[str, float] | None = None,
 ) -> str:
+    """`notes`: caveats by row index (marked †n); `detectable`: per task, the smallest difference
+    the sample sizes detect (stated under the headline)."""
+    mark, numbers = _marker(notes or {})
+    power = (
+        "<p>Smallest difference between two lenses at one site that these sample sizes detect (80 % power, "
+        "α = 0.05, median over pairs): "
+        + "; ".join(f"{html.escape(task)}: {value:.3f}" for task, value in detectable.items())
+        + ". A smaller gap is a tie here, whatever the point estimates say.</p>"
+        if detectable
+        else ""
+    )
+    marked = "".join(f"<p class=note>†{n}: {html.escape(text)}.</p>" for text, n in numbers.items())
     sections = [
         "<h2>Headline</h2><p>Each task's ranked metric at its middle k: mean [95 % interval]. Highlighted: lenses "
         "the data cannot tell from the leader at the same site (a tie with the leader, not a win): a paired "
         "bootstrap over the same facts, Holm-corrected, where records carry per-fact values (nothing "
         "highlighted when no lens is significantly worse), else overlapping intervals. Click a header to "
         "sort; type in the box to filter rows.</p>",
-        _headline(top, columns, lead, out_dir),
+        _headline(top, columns, lead, out_dir, mark),
         "<p>Columns: "
         + "; ".join(f"{html.escape(task)}: {html.escape(column)}" for task, column in columns.items())
         + ".</p>",
+        power,
+        marked,
     ]
     for task, part in df.groupby("task", sort=False):
-        sections.append(f"<h2>{html.escape(str(task))}</h2>{_detail(str(task), part, bold, out_dir)}")
+        sections.append(f"<h2>{html.escape(str(task))}</h2>{_detail(str(task), part, bold, out_dir, mark)}")
     images = "".join(
         f"<figure><img alt='{html.escape(p.stem)}' src='{html.escape(os.path.relpath(p, out_dir))}'></figure>"
         for p in plots

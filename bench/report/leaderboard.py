@@ -454,9 +454,12 @@ def write_leaderboard(
         else:
             top = headline(df)
             detail = _middle_k(df[df["shown"]])
-            write_atomic(
-                out, html_page(detail, top, _columns(top), leading_group(top), best(detail), plots, command, out.parent)
-            )
+            notes = caveats(df, task_types)
+            page = html_page(
+                detail, top, _columns(top), leading_group(top), best(detail), plots, command, out.parent,
+                notes=notes, detectable=minimal_detectable(top),
+            )  # fmt: skip
+            write_atomic(out, page)
     return out
 
 

@@ -110,7 +110,8 @@ def erasure_frontier(
     layer), a marker and line style per method, so a dozen lines stay apart; the swept values
     are written beside the points of the left panel only (the right one has the same order).
 
-    rows: dicts with lens, method (base name), variant (the swept values), rel, loc, ppl_ratio (or None).
+    rows: dicts with lens, method (base name), variant (the swept values), rel, loc, ppl_ratio (or None),
+    and optionally their standard errors (rel_se, loc_se, ppl_ratio_se), drawn as 95 % intervals.
     """
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True, layout="constrained")
     lenses = list(dict.fromkeys(str(r["lens"]) for r in rows))
@@ -121,12 +122,26 @@ def erasure_frontier(
         points = [r for r in rows if r["lens"] == lens and r["method"] == method]
         marker, line = styles[methods.index(method)]
         style = {"marker": marker, "linestyle": line, "color": colors[lenses.index(lens)], "label": f"{lens}: {method}"}
-        for ax, x_of in ((axes[0], lambda r: 1 - r["loc"]), (axes[1], lambda r: r["ppl_ratio"])):
-            shown = sorted(
-                (x_of(r), r["rel"], r["variant"]) for r in points if r["loc"] is not None and x_of(r) is not None
-            )
+        for ax, x_of, x_se in (
+            (axes[0], lambda r: 1 - r["loc"], "loc_se"),
+            (axes[1], lambda r: r["ppl_ratio"], "ppl_ratio_se"),
+        ):
+            drawn = [r for r in points if r["loc"] is not None and x_of(r) is not None]
+            shown = sorted((x_of(r), r["rel"], r["variant"]) for r in drawn)
             if shown:
                 ax.plot([x for x, _, _ in shown], [y for _, y, _ in shown], markersize=4, **style)
+            with_se = [r for r in drawn if r.get("rel_se") is not None and r.get(x_se) is not None]
+            if with_se:
+                ax.errorbar(
+                    [x_of(r) for r in with_se],
+                    [r["rel"] for r in with_se],
+                    xerr=[1.96 * r[x_se] for r in with_se],
+                    yerr=[1.96 * r["rel_se"] for r in with_se],
+                    fmt="none",
+                    ecolor=style["color"],
+                    alpha=0.35,
+                    linewidth=0.8,
+                )
             if ax is axes[0]:
                 for x, y, variant in shown:
                     value = variant.split("=")[-1] if variant.count("=") == 1 else variant  # "top_k=20" → "20"
@@ -142,7 +157,10 @@ def erasure_frontier(
         ax.set_ylim(-0.03, 1.03)
     handles = {label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels(), strict=True)}
     fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=min(4, len(handles)), fontsize=8)
-    fig.suptitle("Privacy erasure: Rel against side effects, each method's sweep (labels: swept value)", fontsize=10)
+    fig.suptitle(
+        "Privacy erasure: Rel against side effects, each method's sweep (labels: swept value; bars: 95 % intervals)",
+        fontsize=10,
+    )
     return save_figure(fig, path)
 
 

@@ -10,7 +10,8 @@ from bench.report.plots import erasure_frontier
 
 
 def frontier_plot(records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
-    """Every record's sweep as Rel against side effects; the budget of the newest record shaded."""
+    """Every record's sweep as Rel against side effects, with 95 % intervals (the test half's,
+    for records that choose variants on a dev half); the budget of the newest record shaded."""
     rows, budget = [], {}
     for record in records:
         metrics, label = record["metrics"], f"{lens_label(record)} L{record['lens']['layer']}"
@@ -23,8 +24,11 @@ def frontier_plot(records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
                 continue
             base, _, swept = variant.partition("[")
             base += suffix
-            means = {name: metrics.get(f"{name}.{variant}", {}).get("mean") for name in ("rel", "loc", "ppl_ratio")}
-            rows.append({"lens": label, "method": base, "variant": swept.rstrip("]"), **means})
+            row = {"lens": label, "method": base, "variant": swept.rstrip("]")}
+            for name in ("rel", "loc", "ppl_ratio"):
+                summary = metrics.get(f"{name}.{variant}", {})
+                row[name], row[f"{name}_se"] = summary.get("mean"), summary.get("se")
+            rows.append(row)
     if not rows:
         return []
     path = out_dir / "erasure_frontier.png"
