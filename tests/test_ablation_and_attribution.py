@@ -79,6 +79,55 @@ def test_integrated_gradients_satisfy_completeness(tiny_llama) -> None:
         assert abs(float(row.sum()) - (full - empty)) < 0.02 * max(abs(full - empty), 1e-4) + 1e-6
 
 
+def _log_prob_with_answer_units_scaled(loaded, lens, item: Encoded, alpha: float) -> float:
+    """log p(y|x) with the units at every answer-predicting position scaled by alpha."""
+    batch = collate([item], loaded.tokenizer.pad_token_id, loaded.device)
+
+    def edit(units: torch.Tensor) -> torch.Tensor:
+        units = units.clone()
+        units[batch.rows, batch.positions] *= alpha
+        return units
+
+    with torch.no_grad(), lensed(loaded, lens, edit):
+        return float(score(loaded, batch).log_prob[0])
+
+
+def test_ig_over_every_answer_position_satisfies_completeness_for_log_prob(tiny_llama) -> None:
+    """positions='answer': the units of every answer-predicting position move together, so the
+    scores sum to log p(y|x) at full activation minus with all of them at 0; a one-token answer
+    scores as at the last prompt token."""
+    lens = neurons(tiny_llama)
+    long = [Encoded((3, 5, 7), (9, 11, 13)), Encoded((4, 6), (8, 10))]  # multi-token answers, ragged
+    scores = attribute(
+        tiny_llama,
+        lens,
+        long,
+        "integrated_gradients",
+        steps=400,
+        batch_size=64,
+        positions="answer",
+        objective="log_prob",
+    )
+    for item, row in zip(long, scores, strict=True):
+        full = _log_prob_with_answer_units_scaled(tiny_llama, lens, item, 1.0)
+        empty = _log_prob_with_answer_units_scaled(tiny_llama, lens, item, 0.0)
+        assert abs(float(row.sum()) - (full - empty)) < 0.02 * abs(full - empty) + 1e-5
+    last = attribute(tiny_llama, lens, long, "integrated_gradients", steps=8, batch_size=64, objective="log_prob")
+    assert not torch.allclose(
+        last, attribute(tiny_llama, lens, long, "integrated_gradients", 8, 64, positions="answer", objective="log_prob")
+    )
+    one = [Encoded((3, 5, 7), (9,))]
+    for method in ("integrated_gradients", "gradient_x_activation", "activation"):
+        torch.testing.assert_close(
+            attribute(tiny_llama, lens, one, method, 4, 8, positions="answer"),
+            attribute(tiny_llama, lens, one, method, 4, 8),
+        )
+    # batched over several items and alphas, answer positions agree with one row at a time
+    batched = attribute(tiny_llama, lens, long, "integrated_gradients", steps=6, batch_size=64, positions="answer")
+    looped = attribute(tiny_llama, lens, long, "integrated_gradients", steps=6, batch_size=1, positions="answer")
+    torch.testing.assert_close(batched, looped, rtol=1e-4, atol=1e-7)
+
+
 def test_batched_ig_equals_one_step_at_a_time(tiny_llama) -> None:
     lens = neurons(tiny_llama)
     batched = attribute(tiny_llama, lens, ITEMS, "integrated_gradients", steps=8, batch_size=24)

@@ -1,4 +1,5 @@
-"""Attribution of p(y|x) to a lens's units at the last prompt token.
+"""Attribution of p(y|x) (or log p(y|x), every answer token teacher-forced) to a lens's units at
+the last prompt token, or at every position that predicts an answer token.
 
 - integrated_gradients: units at the last prompt token moved from a baseline b to their value f
   in ``steps`` steps, b + alpha (f - b) with alpha = 1/m .. m/m (knowledge neurons use b = 0);
@@ -7,6 +8,10 @@
 - gradient_x_activation: one backward pass, gradient times (f - b).
 - activation: the value itself.
 
+With ``positions="answer"`` the units at every answer-predicting position move together (one
+alpha per row), and a unit's score sums its contributions over those positions: a multi-token
+answer (a phone number, an e-mail) is carried by its later tokens as much as by its first.
+
 Every (fact, alpha) pair is one row of a batch, so the IG steps of several facts share a
 forward and a backward pass (``batch_size`` rows at a time) instead of one pass per step.
 """
@@ -14,6 +19,7 @@ forward and a backward pass (``batch_size`` rows at a time) instead of one pass 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import torch
 
@@ -24,19 +30,25 @@ from bench.model.prefix import CleanPrefixes, collate_items, rows_per_pass
 from bench.model.scoring import Encoded, score
 
 METHODS = ("integrated_gradients", "gradient_x_activation", "activation")
+Positions = Literal["last", "answer"]
+Objective = Literal["prob", "log_prob"]
 
 
 def _scaling_edit(
-    positions: torch.Tensor, alphas: torch.Tensor, baseline: torch.Tensor, out: dict[str, torch.Tensor], grad: bool
+    rows: torch.Tensor,
+    positions: torch.Tensor,
+    alphas: torch.Tensor,
+    baseline: torch.Tensor,
+    out: dict[str, torch.Tensor],
+    grad: bool,
 ) -> UnitEdit:
-    """Move each row's units at its last prompt token to baseline + alpha (value - baseline); keep
-    them as a grad leaf."""
+    """Move the units at (rows[i], positions[i]) to baseline + alpha of the row (value − baseline);
+    keep them as a grad leaf [len(rows), n_units]."""
 
     def edit(units: torch.Tensor) -> torch.Tensor:
-        rows = torch.arange(units.shape[0], device=units.device)
         original = units[rows, positions].detach()
         base = baseline.to(original.device, original.dtype)
-        scaled = (base + alphas[:, None].to(original.dtype) * (original - base)).requires_grad_(grad)
+        scaled = (base + alphas[rows][:, None].to(original.dtype) * (original - base)).requires_grad_(grad)
         out["original"], out["scaled"] = original, scaled
         edited = units.detach().clone()
         edited[rows, positions] = scaled
@@ -53,19 +65,27 @@ def _rows_pass(
     grad: bool,
     prefixes: CleanPrefixes | None,
     baseline: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Original units at the last prompt token, and d p(y|x) / d units there at the given scales."""
+    where: Positions,
+    objective: Objective,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Original units at the edited positions, d objective / d units there at the given scales,
+    and each edited position's row."""
     batch = collate_items(loaded, items, prefixes)
+    if where == "last":
+        rows, positions = torch.arange(len(items), device=batch.last_prompt.device), batch.last_prompt
+    else:
+        rows, positions = batch.rows, batch.positions
     out: dict[str, torch.Tensor] = {}
     with (
         torch.set_grad_enabled(grad),
-        lensed(loaded, lens, _scaling_edit(batch.last_prompt, alphas, baseline, out, grad)),
+        lensed(loaded, lens, _scaling_edit(rows, positions, alphas, baseline, out, grad)),
     ):
-        probs = score(loaded, batch).log_prob.exp()
+        log_prob = score(loaded, batch).log_prob
+        target = log_prob.exp() if objective == "prob" else log_prob
         if grad:
-            probs.sum().backward()  # rows are independent, so each leaf row gets its own gradient
+            target.sum().backward()  # rows are independent, so each leaf row gets its own gradient
     gradient = out["scaled"].grad if grad else None
-    return out["original"].float(), None if gradient is None else gradient.float()
+    return out["original"].float(), None if gradient is None else gradient.float(), rows.cpu()
 
 
 def attribute(
@@ -79,11 +99,15 @@ def attribute(
     prefixes: CleanPrefixes | None = None,
     reuse_clean: bool = True,
     baseline: torch.Tensor | None = None,
+    positions: Positions = "last",
+    objective: Objective = "prob",
 ) -> torch.Tensor:
     """Attribution scores [len(items), n_units]. The passes run only the last prompt token and the
     answer after each prompt's cached clean prefix: ``prefixes`` (holding every item's prompt), or,
     for integrated gradients (one pass per step), a cache made here; ``reuse_clean=False`` runs
-    whole sequences (the reference path). ``baseline`` [n_units]: the units' absent value (0 if None)."""
+    whole sequences (the reference path). ``baseline`` [n_units]: the units' absent value (0 if None).
+    ``positions``: the last prompt token, or every position predicting an answer token (scores
+    summed over them); ``objective``: p(y|x) or log p(y|x)."""
     if method not in METHODS:
         raise BenchError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}.")
     if prefixes is None and reuse_clean and method == "integrated_gradients" and steps > 1:
@@ -93,13 +117,16 @@ def attribute(
     )
     plan = [(i, alpha) for i in range(len(items)) for alpha in alphas.tolist()]  # fact-major rows
     base = torch.zeros(lens.n_units) if baseline is None else baseline.float().cpu()
-    original = torch.zeros(len(items), lens.n_units)
-    grad_sum = torch.zeros(len(items), lens.n_units)
+    # per edited position of each item (one per item for "last"): its value and summed gradient
+    width = [1 if positions == "last" else len(item.answer_ids) for item in items]
+    first = torch.tensor([0, *width]).cumsum(0)
+    original = torch.zeros(int(first[-1]), lens.n_units)
+    grad_sum = torch.zeros(int(first[-1]), lens.n_units)
     step = rows_per_pass(batch_size, prefixes)
     for start in range(0, len(plan), step):
         chunk = plan[start : start + step]
         index = torch.tensor([i for i, _ in chunk])
-        values, grads = _rows_pass(
+        values, grads, rows = _rows_pass(
             loaded,
             lens,
             [items[i] for i in index.tolist()],
@@ -107,13 +134,21 @@ def attribute(
             grad=method != "activation",
             prefixes=prefixes,
             baseline=base,
+            where=positions,
+            objective=objective,
         )
-        original[index] = values.cpu()  # every row of a fact carries the same original value
+        # the j-th edited position of a batch row belongs to item index[row], slot j of that item
+        item_of = index[rows]
+        slot = torch.arange(len(rows)) - torch.searchsorted(rows, rows)
+        target = first[item_of] + slot
+        original[target] = values.cpu()  # every alpha of a fact carries the same original value
         if grads is not None:
-            grad_sum.index_add_(0, index, grads.cpu())
+            grad_sum.index_add_(0, target, grads.cpu())
         if on_rows:
             on_rows(len(chunk))
-    scores = original if method == "activation" else (original - base) * grad_sum / len(alphas)
+    per_position = original if method == "activation" else (original - base) * grad_sum / len(alphas)
+    owner = torch.repeat_interleave(torch.arange(len(items)), torch.tensor(width))
+    scores = torch.zeros(len(items), lens.n_units).index_add_(0, owner, per_position)
     if not torch.isfinite(scores).all():
         raise BenchError(f"{method} attribution produced NaN or infinite scores; try --dtype float32.")
     return scores

@@ -10,7 +10,7 @@ Built in (docs/methods/privacy_erasure.md):
   directions removed from what writes the site, or from everything that reads the residual
   stream after it (or the paper's row zeroing, ``mode: zero_rows``);
 - ``knowledge_neurons``: Dai et al.'s erasure, output-weight columns of IG neurons zeroed;
-- ``depn``: DEPN's privacy neurons (gradient attribution), activations set to 0;
+- ``depn``: DEPN's privacy neurons (integrated gradients, as its paper), activations set to 0;
   both search the MLP neurons of every block, as their papers do (``layers: lens`` keeps
   them at the lens's block);
 - ``ablate_top_k``: any lens, its top-k attributed units set to 0 at every position but the first.
@@ -246,11 +246,10 @@ class KnowledgeNeurons(NeuronSearch):
 
 
 class DEPN(NeuronSearch):
-    """DEPN (Wu et al., 2023): privacy neurons by gradient attribution, deactivated (set to 0)."""
+    """DEPN (Wu et al., 2023): privacy neurons by integrated gradients, as in its paper, deactivated (set to 0)."""
 
     name: ClassVar[str] = "depn"
-    description: ClassVar[str] = "MLP neurons of every block: gradient-attributed privacy neurons set to 0"
-    attribution: ClassVar[str] = "gradient_x_activation"
+    description: ClassVar[str] = "MLP neurons of every block: IG-attributed privacy neurons set to 0"
     top_k: int = Field(5, ge=1)
 
     @contextmanager

@@ -84,6 +84,9 @@ class BudgetConfig(Section):
 
 class ErasureAttributionConfig(Section):
     ig_steps: int = Field(20, ge=1)
+    # private answers (phone numbers, e-mails, dates) are several tokens; the later ones carry much of the fact
+    positions: Literal["last", "answer"] = Field("answer", description="last prompt token, or every answer position")
+    objective: Literal["prob", "log_prob"] = Field("log_prob", description="attribute p(answer) or log p(answer)")
 
 
 class PrivacyErasureConfig(TaskConfig):
@@ -217,6 +220,8 @@ def _edit_row(
                     ctx.batch_size,
                     prefixes=prefixes,
                     reuse_clean=ctx.reuse_clean,
+                    positions=config.attribution.positions,
+                    objective=config.attribution.objective,
                 )
                 for unit_lens in searched
             ]
