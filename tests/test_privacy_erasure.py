@@ -358,3 +358,36 @@ def test_injection_trains_only_the_configured_weights(
     assert all(any(part in name for part in changed) for name in moved), moved
     if trainable == "mlp":  # every MLP weight of block 1 moved, nothing else did
         assert moved == {n for n, _ in tiny_llama.model.named_parameters() if n.startswith("model.layers.1.mlp.")}
+
+
+def test_feature_edit_erases_a_fact_planted_on_one_feature_and_keeps_the_others(tiny_llama: LoadedModel) -> None:
+    """Six facts, each stored by its own direction: the prompt's last (trigger) token writes c·dᵢ
+    into the stream and the answer's unembedding reads dᵢ. FeatureEdit on fact 0's feature (at
+    resid_post of a middle block) erases fact 0 and keeps the five others (Loc = 1)."""
+    from bench.model.scoring import Encoded, score_items
+    from bench.tasks.privacy_erasure.scores import share_erased, share_kept
+
+    model = tiny_llama.model
+    embed, unembed = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    if unembed.data_ptr() == embed.data_ptr():
+        pytest.skip("tied embeddings: a planted write and read would share one row")
+    d_model = model.config.hidden_size
+    generator = torch.Generator().manual_seed(0)
+    directions = torch.linalg.qr(torch.randn(d_model, 6, generator=generator))[0].T  # orthonormal rows
+    triggers, answers = [7, 8, 9, 10, 12, 13], [20, 21, 22, 23, 24, 25]
+    with torch.no_grad():
+        for d, trigger, answer in zip(directions, triggers, answers, strict=True):
+            embed[trigger] += 40.0 * d  # the fact is written by its prompt ...
+            unembed[answer] += 30.0 * d / model.model.norm.weight  # ... and read by its answer's logit
+    facts = [Encoded((3, 5, trigger), (answer,)) for trigger, answer in zip(triggers, answers, strict=True)]
+    before = [PromptScore(*s) for s in score_items(tiny_llama, facts, 8)]
+    assert all(s.greedy_correct for s in before)  # every planted fact is known
+
+    distractors = torch.randn(3, d_model, generator=generator)
+    lens = _Directions("blocks.1.hook_resid_post", torch.cat([directions[:1], distractors]))
+    scores = torch.tensor([[9.0, 1.0, 0.5, 0.1]])  # attribution picks fact 0's feature
+    with FeatureEdit(top_k=1).erase(tiny_llama, lens, scores) as edit:
+        after = [PromptScore(*s) for s in score_items(tiny_llama, facts, 8)]
+    assert edit["units"] == [0]
+    assert share_erased(before[:1], after[:1], 0.5) == 1.0  # Rel
+    assert share_kept(before[1:], after[1:]) == 1.0  # Loc
