@@ -37,7 +37,7 @@ from bench.io import write_json_atomic
 from bench.model.loading import LoadedModel, load_model
 from bench.model.scoring import Encoded, collate, encode, score, score_items
 from bench.model.sites import architecture_of, n_layers
-from bench.model.text_kl import wikitext_windows
+from bench.model.text_kl import wikitext_tokens
 from bench.paths import cache_dir
 
 
@@ -54,6 +54,7 @@ class InjectionConfig(BaseModel):
     retain_weight: float = Field(1.0, ge=0, description="weight of KL(base || injected) on WikiText-2 valid; 0: off")
     retain_windows: int = Field(4, ge=1, description="WikiText-2 valid windows per training step")
     retain_length: int = Field(64, ge=8, description="tokens per retain window")
+    retain_pool: int = Field(256, ge=1, description="distinct windows the steps cycle through (at most)")
     batch_size: int = Field(16, ge=1)
     max_epochs: int = Field(20, ge=1)
     # constant-lr fine-tuning oscillates around the last few facts rather than converging on them;
@@ -100,12 +101,16 @@ def greedy_correct(loaded: LoadedModel, items: Sequence[Encoded], batch_size: in
     return [greedy for _, greedy in score_items(loaded, items, batch_size)]
 
 
-def retain_text(loaded: LoadedModel, config: InjectionConfig, data_dir: Path | None, steps: int) -> torch.Tensor:
-    """[n, length] WikiText-2 *valid* windows for the KL term, one batch per step of an epoch
-    (perplexity is measured on the test split, so the regularizer never sees it); empty when off."""
+def retain_text(loaded: LoadedModel, config: InjectionConfig, data_dir: Path | None) -> torch.Tensor:
+    """[≤ pool, length] WikiText-2 *valid* windows for the KL term (perplexity is measured on the
+    test split, so the regularizer never sees it); empty when off."""
+    length = config.retain_length
     if config.retain_weight == 0:
-        return torch.empty(0, config.retain_length, dtype=torch.long)
-    return wikitext_windows(data_dir, loaded.tokenizer, steps * config.retain_windows, config.retain_length, "valid")
+        return torch.empty(0, length, dtype=torch.long)
+    ids = wikitext_tokens(data_dir, loaded.tokenizer, config.retain_pool * length, "valid")
+    if len(ids) < length:
+        raise BenchError(f"WikiText-2 valid has {len(ids)} tokens, fewer than one retain window ({length}).")
+    return ids[: len(ids) // length * length].view(-1, length)
 
 
 def retain_kl(base: LoadedModel, student: LoadedModel, windows: torch.Tensor) -> torch.Tensor:
@@ -130,22 +135,22 @@ def _train(
     optimizer = torch.optim.AdamW(trained, lr=config.learning_rate, weight_decay=0.0)
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
-    started, history = time.perf_counter(), []
+    started, history, drawn = time.perf_counter(), [], 0
     bar = tqdm(range(config.max_epochs), desc="injecting private facts", unit="epoch")
     for epoch in bar:
         order = list(range(len(items)))
         rng.shuffle(order)
         losses, kls = [], []
-        for step, start in enumerate(range(0, len(order), config.batch_size)):
+        for start in range(0, len(order), config.batch_size):
             chunk = [items[i] for i in order[start : start + config.batch_size]]
             batch = collate(chunk, loaded.tokenizer.pad_token_id, loaded.device)
             # answer-only loss: the mean negative log-likelihood of the answer tokens
             loss = -score(student, batch).log_prob.sum() / len(batch.targets)
             losses.append(loss.item())
-            if len(retain):
-                kl = retain_kl(
-                    loaded, student, retain[step * config.retain_windows : (step + 1) * config.retain_windows]
-                )
+            if len(retain):  # the next windows of the pool, cycling
+                picked = torch.arange(drawn, drawn + config.retain_windows) % len(retain)
+                drawn += config.retain_windows
+                kl = retain_kl(loaded, student, retain[picked])
                 loss = loss + config.retain_weight * kl
                 kls.append(kl.item())
             optimizer.zero_grad(set_to_none=True)
@@ -174,7 +179,7 @@ def inject(
     trained): loaded from the cache, or trained and cached."""
     if not facts:
         raise BenchError("no private facts to inject; raise data.people.")
-    retain = retain_text(loaded, config, data_dir, -(-len(facts) // config.batch_size))
+    retain = retain_text(loaded, config, data_dir)
     key = injection_key(loaded, facts, config, trained_blocks(loaded.model, config, layer), retain)
     path = cache_dir() / "injected" / key
     if not (path / "injection.json").exists():
