@@ -134,7 +134,7 @@ def test_missing_sae_names_the_command_that_builds_it(tiny_llama) -> None:
 def test_interrupted_training_resumes_from_the_last_checkpoint(tiny_llama, corpus_dir, monkeypatch) -> None:
     import bench.sae.training as training
 
-    original = training._batches
+    original = training.batches
 
     def interrupting(acts, batch_size, seed, skip):
         for i, batch in enumerate(original(acts, batch_size, seed, skip)):
@@ -142,7 +142,7 @@ def test_interrupted_training_resumes_from_the_last_checkpoint(tiny_llama, corpu
                 raise KeyboardInterrupt
             yield batch
 
-    monkeypatch.setattr(training, "_batches", interrupting)
+    monkeypatch.setattr(training, "batches", interrupting)
     with pytest.raises(KeyboardInterrupt):
         train_saes(tiny_llama, ["resid_post"], [1], SPEC, corpus_dir, train_tokens=2000, heldout_tokens=500)
     assert not (sae_path(tiny_llama, SITE) / "card.json").exists()

@@ -17,6 +17,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -77,6 +79,29 @@ class BlockNeurons(Lens):
 
     def patch(self, acts: Mapping[str, torch.Tensor], units: torch.Tensor, new_units: torch.Tensor) -> torch.Tensor:
         return new_units
+
+
+@dataclass(frozen=True)
+class RefitData:
+    """What a fitted lens refits on when the model it was fitted on has been changed (privacy
+    erasure's model with facts injected): the new model's activations over the lens's own corpus
+    and over `texts`, sentences of the distribution the change was made on."""
+
+    texts: tuple[str, ...]
+    data_dir: Path | None
+    tokens: int  # corpus tokens of the new model's activations to refit on
+    seed: int = 0
+
+
+@runtime_checkable
+class Refits(Protocol):
+    """An optional capability: lenses fitted to a model's activations (SAEs, PCA/ICA/random bases,
+    neuron clusters) refit themselves to a changed model. Lenses made of the model's own units
+    (MLP neurons) have nothing to refit."""
+
+    def refit(self, loaded: LoadedModel, data: RefitData) -> Lens:
+        """This lens, refitted (or fine-tuned) for `loaded`; its config() says from what."""
+        ...
 
 
 @runtime_checkable

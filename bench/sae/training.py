@@ -58,6 +58,26 @@ def _training_sae(spec: TrainSpec, d_in: int, common: dict[str, Any]) -> tuple[T
     raise BenchError(f"unknown SAE architecture {spec.architecture!r}; choose one of {', '.join(ARCHITECTURES)}.")
 
 
+def trainer_config(total: int, batch_size: int, lr: float, device: str, work: Path) -> SAETrainerConfig:
+    """sae-lens's trainer settings for `total` samples: warm-up over the first 5 %, decay to lr/10
+    over the last 20 %, four checkpoints in `work`; windows scaled to the run's length."""
+    steps = total // batch_size
+    return SAETrainerConfig(
+        total_training_samples=total,
+        train_batch_size_samples=batch_size,
+        lr=lr,
+        lr_end=lr / 10,
+        lr_warm_up_steps=max(1, steps // 20),
+        lr_decay_steps=steps // 5,
+        device=device,
+        n_checkpoints=4,
+        checkpoint_path=str(work),
+        dead_feature_window=max(50, steps // 10),
+        feature_sampling_window=max(100, steps // 5),
+        n_batches_for_norm_estimate=20,
+    )
+
+
 def sae_root(loaded: LoadedModel) -> Path:
     """Where harness-trained SAEs of this model live: keyed by the weights, not the name."""
     return cache_dir() / "saes" / loaded.weights_sha256[:16]
@@ -67,7 +87,7 @@ def sae_path(loaded: LoadedModel, site: str, variant: str = "") -> Path:
     return sae_root(loaded) / (f"{site}+{variant}" if variant else site)
 
 
-def _batches(acts: np.ndarray, batch_size: int, seed: int, skip: int) -> Iterator[torch.Tensor]:
+def batches(acts: np.ndarray, batch_size: int, seed: int, skip: int) -> Iterator[torch.Tensor]:
     """Seeded shuffled batches, epoch after epoch; the first `skip` samples are passed over (resume)."""
     n, seen, epoch = len(acts), 0, 0
     while True:
@@ -99,29 +119,16 @@ def train_sae(
         "metadata": SAEMetadata(model_name=loaded.model_id, hook_name=site),
     }
     sae, cfg = _training_sae(spec, d_in, common)
-    trainer_cfg = SAETrainerConfig(
-        total_training_samples=total,
-        train_batch_size_samples=spec.batch_size,
-        lr=spec.lr,
-        lr_end=spec.lr / 10,
-        lr_warm_up_steps=max(1, total // spec.batch_size // 20),
-        lr_decay_steps=total // spec.batch_size // 5,
-        device=device,
-        n_checkpoints=4,
-        checkpoint_path=str(work),
-        dead_feature_window=max(50, total // spec.batch_size // 10),
-        feature_sampling_window=max(100, total // spec.batch_size // 5),
-        n_batches_for_norm_estimate=20,
-    )
+    trainer_cfg = trainer_config(total, spec.batch_size, spec.lr, device, work)
     resume = _latest_checkpoint(work)
     skip = 0
     if resume is not None:
         sae.load_weights_from_checkpoint(resume)
-    trainer = SAETrainer(trainer_cfg, sae, _batches(acts, spec.batch_size, spec.seed, 0))
+    trainer = SAETrainer(trainer_cfg, sae, batches(acts, spec.batch_size, spec.seed, 0))
     if resume is not None:
         trainer.load_trainer_state(resume)
         skip = trainer.n_training_samples
-        trainer.data_provider = _batches(acts, spec.batch_size, spec.seed, skip)
+        trainer.data_provider = batches(acts, spec.batch_size, spec.seed, skip)
         trainer.checkpoint_thresholds = [t for t in trainer.checkpoint_thresholds if t > skip]
     started = time.perf_counter()
     trained = trainer.fit()

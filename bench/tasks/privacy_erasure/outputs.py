@@ -26,5 +26,6 @@ class PrivacyErasureRecord(Record):
     methods_skipped: dict[str, str]
     clean_model: dict[str, Any]
     injection: dict[str, Any]
+    lens_fit: dict[str, Any]  # which lens weights the edits used: refitted to the injected model, or the base's
     perplexity: dict[str, Any]
     splits: dict[str, Any]

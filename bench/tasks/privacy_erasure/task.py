@@ -28,6 +28,7 @@ from bench.engine.taskspec import TaskConfig
 from bench.errors import BenchError
 from bench.io import write_json_atomic
 from bench.model.attribution import attribute
+from bench.model.lens import Lens, RefitData, Refits
 from bench.model.loading import LoadedModel
 from bench.model.prefix import CleanPrefixes
 from bench.model.scoring import encode, score_items
@@ -89,10 +90,19 @@ class ErasureAttributionConfig(Section):
     objective: Literal["prob", "log_prob"] = Field("log_prob", description="attribute p(answer) or log p(answer)")
 
 
+class LensFitConfig(Section):
+    """Which lens the edits use: a fitted lens (SAE, basis, clusters) refitted to the injected
+    model, or the one fitted on the base model, which never saw the injected facts."""
+
+    model: Literal["injected", "base"] = "injected"
+    tokens: int = Field(50_000, ge=1024, description="corpus tokens of the injected model's activations to refit on")
+
+
 class PrivacyErasureConfig(TaskConfig):
     type: Literal["privacy_erasure"]
     data: PrivateDataConfig = PrivateDataConfig()
     injection: InjectionConfig = InjectionConfig()
+    lens_fit: LensFitConfig = LensFitConfig()
     attribution: ErasureAttributionConfig = ErasureAttributionConfig()
     methods: dict[str, dict[str, Any]] = Field(
         default_factory=lambda: {"feature_edit": {}, "knowledge_neurons": {}, "depn": {}, "ablate_top_k": {}},
@@ -171,6 +181,7 @@ class _Setup:
         }
         injected = inject(ctx.loaded, facts, config.injection, Site.parse(ctx.lens.site).layer, ctx.data_dir)
         self.model, self.injection = injected.loaded, injected.report
+        self.lens, self.lens_fit = fitted_lens(ctx, config.lens_fit, self.model, facts, config.seed)
         refine = config.data.refine_templates
         self.attribution_prompts = {p.fact.id: [p.fact, *p.heldout[:refine]] for p in self.private}
         self.gen_prompts = {p.fact.id: list(p.heldout[refine:]) for p in self.private}
@@ -190,6 +201,20 @@ class _Setup:
         return rng.sample(others, min(config.locality.private, len(others))) + self.loc_pararel
 
 
+def fitted_lens(
+    ctx: TaskContext, fit: LensFitConfig, injected: LoadedModel, facts: Sequence[Fact], seed: int
+) -> tuple[Lens, dict[str, Any]]:
+    """The lens the edits use, and what the record says of it: refitted to the injected model
+    (over its corpus and the injection sentences) when it is a fitted lens and `model: injected`."""
+    if fit.model == "base" or not isinstance(ctx.lens, Refits):
+        why = "lens_fit.model: base" if fit.model == "base" else "its units are the model's own: nothing to refit"
+        return ctx.lens, {"model": fit.model, "refitted": False, "why": why, "lens": ctx.lens.config()}
+    texts = tuple(f"{f.prompt} {f.answer}" for f in facts)
+    lens = ctx.lens.refit(injected, RefitData(texts, ctx.data_dir, fit.tokens, seed))
+    info = {"model": "injected", "refitted": True, "tokens": fit.tokens, "sentences": len(texts)}
+    return lens, info | {"lens": lens.config(), "base_lens": ctx.lens.config()}
+
+
 def _edit_row(
     ctx: TaskContext,
     config: PrivacyErasureConfig,
@@ -199,7 +224,7 @@ def _edit_row(
     methods: dict[str, ErasureMethod],
     ppl_task: tuple[str, Any],
 ) -> dict[str, Any]:
-    model, lens = setup.model, ctx.lens
+    model, lens = setup.model, setup.lens
     prompts = encode(model.tokenizer, setup.attribution_prompts[target.fact.id])
     # one clean-prefix cache for every block a method searches (knowledge neurons and DEPN search all)
     prefixes = CleanPrefixes(model, prompts, ctx.batch_size) if ctx.reuse_clean else None
@@ -351,6 +376,7 @@ def run(ctx: TaskContext) -> dict[str, Any]:
         "methods_skipped": skipped,
         "clean_model": setup.clean,
         "injection": setup.injection,
+        "lens_fit": setup.lens_fit,
         "perplexity": {
             "base": ppl_base,
             "injected": ppl_injected,

@@ -31,7 +31,7 @@ from sklearn.decomposition import PCA, FastICA
 from bench import hookimpl
 from bench.errors import BenchError
 from bench.model.activations import ActivationSpec, collect
-from bench.model.lens import Lens
+from bench.model.lens import Lens, RefitData
 from bench.model.loading import LoadedModel
 from bench.model.sites import Site, site_width
 from bench.paths import cache_dir, data_dir
@@ -60,6 +60,13 @@ class Directions(Lens):
 
     def config(self) -> dict[str, Any]:
         return self._config
+
+    def refit(self, loaded: LoadedModel, data: RefitData) -> Lens:
+        """The same basis fitted again on `loaded`'s activations over the same corpus (the fit is
+        cached by the model's weights). `data.texts` are not added: a basis of the stream's
+        variance has no dictionary that could lack a unit for them."""
+        options = {key: self._config[key] for key in ("n_units", "fit_tokens", "seed")}
+        return _builder(self._config["method"])(loaded, self.site, options)
 
 
 def _fit(method: str, x: np.ndarray, n_units: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

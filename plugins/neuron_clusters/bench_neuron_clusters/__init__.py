@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from bench import hookimpl
 from bench.errors import BenchError
 from bench.model.activations import ActivationSpec, collect
-from bench.model.lens import Lens
+from bench.model.lens import Lens, RefitData
 from bench.model.loading import LoadedModel
 from bench.model.neuron_embeddings import cluster, dataset_examples, embed
 from bench.model.sites import Site, neuron_input_weights
@@ -82,10 +82,19 @@ def fit_clusters(loaded: LoadedModel, layer: int, settings: ClusterSettings) -> 
 
 
 class NeuronClusters(Lens):
-    def __init__(self, site: str, table: ClusterTable, weights: torch.Tensor, n_neurons: int, threshold: float):
+    def __init__(
+        self,
+        site: str,
+        table: ClusterTable,
+        weights: torch.Tensor,
+        n_neurons: int,
+        threshold: float,
+        settings: ClusterSettings | None = None,  # what it was fitted with, to refit it the same way
+    ):
         layer = Site.parse(site).layer
         self.site, self.reads = site, (f"blocks.{layer}.ln2.hook_normalized",)
         self.table, self.n_neurons, self.threshold = table, n_neurons, threshold
+        self.settings = settings or ClusterSettings(threshold=threshold)
         self.neuron = torch.from_numpy(table.neuron).long()
         w = weights[self.neuron]  # [units, rows, d]
         self.unit_weights = w
@@ -125,6 +134,10 @@ class NeuronClusters(Lens):
         digest = hashlib.sha256(self.table.centroids.tobytes() + self.table.neuron.tobytes()).hexdigest()
         return {"clusters_sha256": digest, "threshold": self.threshold, "neurons": self.n_neurons}
 
+    def refit(self, loaded: LoadedModel, data: RefitData) -> Lens:
+        """Clustered again from `loaded`'s neuron embeddings over the same corpus (cached by the weights)."""
+        return _build(loaded, self.site, self.settings.__dict__)
+
 
 def _build(loaded: LoadedModel, site: str, options: Mapping[str, Any]) -> Lens:
     parsed = Site.parse(site)
@@ -136,7 +149,7 @@ def _build(loaded: LoadedModel, site: str, options: Mapping[str, Any]) -> Lens:
     settings = ClusterSettings(**{k: type(getattr(ClusterSettings, k))(v) for k, v in options.items()})
     table = fit_clusters(loaded, parsed.layer, settings)
     weights = neuron_input_weights(loaded.model, parsed.layer).float()
-    return NeuronClusters(site, table, weights, weights.shape[0], settings.threshold)
+    return NeuronClusters(site, table, weights, weights.shape[0], settings.threshold, settings)
 
 
 @hookimpl

@@ -35,11 +35,12 @@ from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_direc
 from bench import hookimpl
 from bench.errors import BenchError, warn
 from bench.io import write_json_atomic
-from bench.model.lens import Lens
+from bench.model.lens import Lens, RefitData
 from bench.model.loading import LoadedModel
 from bench.model.sites import Site, site_width
 from bench.paths import ALLOW_POOR_SAE_ENV, cache_dir, data_dir
 from bench.plugin.specs import LensSpec
+from bench.sae.finetune import finetuned_sae
 from bench.sae.quality import MIN_VARIANCE_EXPLAINED, gate_stats
 from bench.sae.training import sae_path
 
@@ -185,6 +186,14 @@ class SAEFeatures(Lens):
         """Hashed once: config() is asked for by the quality gate's cache and by the record's identity."""
         weights = b"".join(t.detach().cpu().numpy().tobytes() for _, t in sorted(self.sae.state_dict().items()))
         return hashlib.sha256(weights).hexdigest()
+
+    def refit(self, loaded: LoadedModel, data: RefitData) -> Lens:
+        """This SAE fine-tuned on `loaded`'s activations over its corpus and `data.texts`
+        (bench.sae.finetune), then held to the same quality bar as any SAE."""
+        sae, source = finetuned_sae(loaded, self.site, self.sae, self.config(), data, self.prepare)
+        lens = SAEFeatures(loaded, self.site, sae, source)
+        lens.quality = checked_quality(loaded, lens)
+        return lens
 
     def config(self) -> dict[str, Any]:
         return {
