@@ -95,3 +95,23 @@ def test_relation_units_score_no_selectivity_and_fact_units_do(taught_model, cor
     assert fact["delta_prob@1"] > 0.9
     assert fact["selectivity@1"] > 0.5
     assert fact["selectivity@1"] > relation["selectivity@1"] + 0.4
+
+
+def test_sampling_caps_count_tuples_so_paraphrases_add_prompts_of_the_same_facts() -> None:
+    from bench.data.pararel import Fact
+    from bench.tasks.facts import SamplingConfig, sampled
+
+    def fact(tuple_id: str, pattern: int, relation: str, answer: str) -> Fact:
+        return Fact(f"{tuple_id}/{pattern}", relation, "S", answer, f"S {pattern} is", "[X] is [Y]")
+
+    facts = [fact(f"t{i}", p, "P1", f"A{i % 2}") for p in range(3) for i in range(4)]  # 4 tuples x 3 patterns
+    facts += [fact("u0", 0, "P2", "A0"), fact("u0", 1, "P2", "A0")]
+    kept = sampled(facts, SamplingConfig(max_per_relation=2, max_per_answer=5))
+    assert {f.id.split("/")[0] for f in kept if f.relation == "P1"} == {"t0", "t1"}  # 2 tuples of P1, capped
+    assert len([f for f in kept if f.relation == "P1"]) == 6  # each with its 3 patterns
+    assert [f.id for f in kept if f.relation == "P2"] == ["u0/0", "u0/1"]
+    by_answer = sampled(facts, SamplingConfig(max_per_relation=None, max_per_answer=1))
+    assert {f.id.split("/")[0] for f in by_answer} == {"t0", "t1"}  # one tuple per answer string
+    # one pattern per relation: exactly as before (one prompt per tuple)
+    single = [f for f in facts if f.id.endswith("/0")]
+    assert [f.id for f in sampled(single, SamplingConfig(max_per_relation=2))] == ["t0/0", "t1/0", "u0/0"]

@@ -101,19 +101,30 @@ def answer_in_prompt(fact: Fact) -> bool:
     return fact.answer.lower() in fact.prompt.lower()
 
 
+def tuple_of(fact: Fact) -> str:
+    """The T-REx tuple a prompt asks about: its id without the pattern index."""
+    return fact.id.rsplit("/", 1)[0]
+
+
 def sampled(facts: list[Fact], config: SamplingConfig) -> list[Fact]:
-    """Facts in their (seeded) order, skipping any past its relation's or answer's cap."""
+    """Facts in their (seeded) order, skipping any past its relation's or answer's cap. The caps
+    count tuples: with several patterns per relation (`data.patterns_per_relation`) a paraphrase
+    of a tuple already in is kept without counting again, so paraphrases add prompts of the same
+    facts (more items, clustered with their relation by the bootstrap), not more of one relation."""
     per_relation: Counter[str] = Counter()
     per_answer: Counter[str] = Counter()
+    counted: set[str] = set()
     kept = []
     for fact in facts:
         if config.drop_answer_in_prompt and answer_in_prompt(fact):
             continue
-        if config.max_per_relation and per_relation[fact.relation] >= config.max_per_relation:
-            continue
-        if config.max_per_answer and per_answer[fact.answer] >= config.max_per_answer:
-            continue
-        per_relation[fact.relation] += 1
-        per_answer[fact.answer] += 1
+        if tuple_of(fact) not in counted:
+            if config.max_per_relation and per_relation[fact.relation] >= config.max_per_relation:
+                continue
+            if config.max_per_answer and per_answer[fact.answer] >= config.max_per_answer:
+                continue
+            per_relation[fact.relation] += 1
+            per_answer[fact.answer] += 1
+            counted.add(tuple_of(fact))
         kept.append(fact)
     return kept
