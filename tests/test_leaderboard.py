@@ -272,17 +272,23 @@ def test_delta_prob_frontier_pairs_each_k_with_its_own_kl(tmp_path) -> None:
     assert path.name == "knowledge_ablation_frontier_layer2.png" and path.stat().st_size > 10_000
 
 
-def test_a_budget_the_lens_never_reaches_is_marked_a_lower_bound() -> None:
-    """Selectivity at a KL budget that every edit of the sweep stays under is a lower bound: the
-    mark goes on the headline and the detail cell, from the KL of every k (not only the shown one)."""
+def _cheap_and_costly() -> list[dict]:
+    """Two lenses at a KL budget of 0.01: one whose costliest edit (k = 50, KL 0.006) stays under it,
+    one that crosses it; and a second lens at the costly one's site, so that a pair exists."""
     cheap = {"kl_last@1": 0.001, "kl_last@5": 0.002, "kl_last@50": 0.006}
     costly = {"kl_last@1": 0.001, "kl_last@5": 0.02, "kl_last@50": 0.1}
     budget = {"selectivity_at_kl@0.005": 0.1, "selectivity_at_kl@0.01": 0.2, "selectivity_at_kl@0.02": 0.3}
-    records = [
+    return [
         record("sae_mlp_out", "blocks.2.hook_mlp_out", budget | cheap, "2026-01-01", "cheap"),
         record("sae_attn_out", "blocks.2.hook_attn_out", budget | costly, "2026-01-01", "costly"),
+        record("pca", "blocks.2.hook_attn_out", budget | costly, "2026-01-01", "costly-pca"),
     ]
-    text = render(frame(records), "bench leaderboard")
+
+
+def test_a_budget_the_lens_never_reaches_is_marked_a_lower_bound() -> None:
+    """Selectivity at a KL budget that every edit of the sweep stays under is a lower bound: the
+    mark goes on the headline and the detail cell, from the KL of every k (not only the shown one)."""
+    text = render(frame(_cheap_and_costly()), "bench leaderboard")
     headline = text.split("## Headline")[1].split("Detail tables")[0]
     cheap_row = next(line for line in headline.splitlines() if line.startswith("| sae_mlp_out"))
     costly_row = next(line for line in headline.splitlines() if line.startswith("| sae_attn_out"))
@@ -291,17 +297,9 @@ def test_a_budget_the_lens_never_reaches_is_marked_a_lower_bound() -> None:
 
 
 def test_the_html_page_carries_the_same_caveat_marks_and_the_detectable_difference(tmp_path: Path) -> None:
-    cheap = {"kl_last@1": 0.001, "kl_last@5": 0.002, "kl_last@50": 0.006}
-    costly = {"kl_last@1": 0.001, "kl_last@5": 0.02, "kl_last@50": 0.1}
-    budget = {"selectivity_at_kl@0.005": 0.1, "selectivity_at_kl@0.01": 0.2, "selectivity_at_kl@0.02": 0.3}
-    records = [
-        record("sae_mlp_out", "blocks.2.hook_mlp_out", budget | cheap, "2026-01-01", "cheap"),
-        record("sae_attn_out", "blocks.2.hook_attn_out", budget | costly, "2026-01-01", "costly"),
-        record("pca", "blocks.2.hook_attn_out", budget | costly, "2026-01-01", "costly-pca"),  # a pair at one site
-    ]
     from bench.report.leaderboard import write_leaderboard
 
-    page = write_leaderboard(records, tmp_path / "index.html", "bench leaderboard", fmt="html").read_text()
+    page = write_leaderboard(_cheap_and_costly(), tmp_path / "index.html", "bench leaderboard", fmt="html").read_text()
     headline = page.split("<h2>Headline</h2>")[1].split("<h2>")[0]
     rows = {row.split("</td>")[1]: row for row in headline.split("<tr>")[2:]}
     cheap_row = next(r for lens, r in rows.items() if "sae_mlp_out" in lens)

@@ -30,7 +30,7 @@ from bench.errors import BenchError
 from bench.model.activations import ActivationSpec, collect, site_activations
 from bench.model.lens import RefitData
 from bench.model.loading import LoadedModel
-from bench.sae.training import batches, sae_path, save_sae, trainer_config
+from bench.sae.training import batches, fitted_inference_sae, sae_path, save_sae, trainer_config
 
 TEXT_SHARE = 0.1  # the change's sentences as a share of the rows fine-tuned on
 LEARNING_RATE = 1e-4  # a fifth of training's: the dictionary moves to the change, it is not relearnt
@@ -109,11 +109,7 @@ def finetuned_sae(
             _training_copy(base, device),
             batches(rows, BATCH_SIZE, data.seed, 0),
         )
-        trained = trainer.fit()
-        out = work.with_name(work.name.removesuffix(".training") + ".final")
-        trained.save_inference_model(out)
-        sae = SAE.load_from_disk(out, device=device)
-        shutil.rmtree(out)
+        sae = fitted_inference_sae(trainer, work, device)
         card = {
             "model": loaded.describe(),
             "site": site,

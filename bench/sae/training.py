@@ -78,6 +78,17 @@ def trainer_config(total: int, batch_size: int, lr: float, device: str, work: Pa
     )
 
 
+def fitted_inference_sae(trainer: SAETrainer[Any, Any], work: Path, device: str) -> SAE[Any]:
+    """Run the trainer to the end and return its SAE as sae-lens's inference SAE (activation
+    scaling folded into the weights), through a folder beside `work` that is removed after."""
+    trained = trainer.fit()
+    out = work.with_name(work.name.removesuffix(".training") + ".final")
+    trained.save_inference_model(out)
+    inference = SAE.load_from_disk(out, device=device)
+    shutil.rmtree(out)
+    return inference
+
+
 def sae_root(loaded: LoadedModel) -> Path:
     """Where harness-trained SAEs of this model live: keyed by the weights, not the name."""
     return cache_dir() / "saes" / loaded.weights_sha256[:16]
@@ -131,11 +142,7 @@ def train_sae(
         trainer.data_provider = batches(acts, spec.batch_size, spec.seed, skip)
         trainer.checkpoint_thresholds = [t for t in trainer.checkpoint_thresholds if t > skip]
     started = time.perf_counter()
-    trained = trainer.fit()
-    out = work.with_name(work.name.removesuffix(".training") + ".final")
-    trained.save_inference_model(out)
-    inference = SAE.load_from_disk(out, device=device)
-    shutil.rmtree(out)
+    inference = fitted_inference_sae(trainer, work, device)
     facts = {
         **asdict(spec),
         "d_in": d_in,
