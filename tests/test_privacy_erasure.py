@@ -391,3 +391,31 @@ def test_feature_edit_erases_a_fact_planted_on_one_feature_and_keeps_the_others(
     assert edit["units"] == [0]
     assert share_erased(before[:1], after[:1], 0.5) == 1.0  # Rel
     assert share_kept(before[1:], after[1:]) == 1.0  # Loc
+
+
+def test_activation_edits_set_units_to_the_reference_value(tiny_llama: LoadedModel) -> None:
+    """ablate_top_k and DEPN remove a unit by setting it to the value it is attributed from (the
+    reference), at every position but the first; without values, to 0."""
+    from bench.model.interventions import unit_mask, units_ablated_at
+    from bench.plugin.registry import plugins
+    from bench.tasks.privacy_erasure.methods import AblateTopK
+
+    lens = plugins().lenses.get("mlp_neurons").build(tiny_llama, "blocks.1.mlp.hook_post", {})
+    ids = torch.tensor([[1, 2, 3, 4]])
+    scores = torch.zeros(1, lens.n_units)
+    scores[0, 5] = 1.0
+    value = torch.full((lens.n_units,), 0.7)
+
+    def logits(edit) -> torch.Tensor:
+        with torch.no_grad(), edit:
+            return tiny_llama.model(ids).logits
+
+    mask = unit_mask(lens.n_units, torch.tensor([5]))
+    at_value = logits(units_ablated_at(tiny_llama, lens, mask, "all_but_first", value))
+    at_zero = logits(units_ablated_at(tiny_llama, lens, mask, "all_but_first"))
+    assert not torch.allclose(at_value, at_zero)
+    torch.testing.assert_close(logits(AblateTopK(top_k=1).erase(tiny_llama, lens, scores, [value])), at_value)
+    torch.testing.assert_close(logits(AblateTopK(top_k=1).erase(tiny_llama, lens, scores)), at_zero)
+    blocks = DEPN(top_k=1, layers="lens").searched(tiny_llama, lens)
+    depn = logits(DEPN(top_k=1, layers="lens").erase(tiny_llama, lens, scores, [value] * len(blocks)))
+    torch.testing.assert_close(depn, at_value)

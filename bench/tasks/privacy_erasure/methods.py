@@ -13,7 +13,8 @@ Built in (docs/methods/privacy_erasure.md):
 - ``depn``: DEPN's privacy neurons (integrated gradients, as its paper), activations set to 0;
   both search the MLP neurons of every block, as their papers do (``layers: lens`` keeps
   them at the lens's block);
-- ``ablate_top_k``: any lens, its top-k attributed units set to 0 at every position but the first.
+- ``ablate_top_k``: any lens, its top-k attributed units set to their reference value (the
+  attribution's baseline: the WikiText mean by default, or 0) at every position but the first.
 """
 
 from __future__ import annotations
@@ -48,9 +49,12 @@ class ErasureMethod(BaseModel, ABC):
         return [lens]
 
     @abstractmethod
-    def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> AbstractContextManager[dict[str, Any]]:
+    def erase(
+        self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor, values: Sequence[torch.Tensor] | None = None
+    ) -> AbstractContextManager[dict[str, Any]]:
         """Edit the model for one fact; `scores` [n_prompts, n_units] are its attributions over
-        the units of `searched(loaded, lens)`, side by side.
+        the units of `searched(loaded, lens)`, side by side. `values`: per searched lens, the value
+        [n_units] a removed unit is set to (the attribution's baseline; None: 0).
 
         Yields what was edited (units, weights zeroed) for the record.
         """
@@ -86,15 +90,20 @@ def _is_neuron_lens(lens: Lens) -> str | None:
 
 class AblateTopK(ErasureMethod):
     name: ClassVar[str] = "ablate_top_k"
-    description: ClassVar[str] = "any lens: the fact's top-k IG units set to 0 at every position but the first"
+    description: ClassVar[str] = (
+        "any lens: the fact's top-k IG units set to their reference value, all positions but the first"
+    )
     top_k: int = Field(5, ge=1)
 
     @contextmanager
-    def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> Iterator[dict[str, Any]]:
+    def erase(
+        self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor, values: Sequence[torch.Tensor] | None = None
+    ) -> Iterator[dict[str, Any]]:
         units = top_units(scores, self.top_k)
         # every position but the first (the attention sink, which no lens was fitted on and whose
         # edits break the model rather than erase a fact), in every pass while the edit holds
-        with units_ablated_at(loaded, lens, unit_mask(lens.n_units, units), "all_but_first"):
+        value = values[0] if values else None
+        with units_ablated_at(loaded, lens, unit_mask(lens.n_units, units), "all_but_first", value):
             yield {"units": units.tolist()}
 
 
@@ -160,7 +169,9 @@ class FeatureEdit(ErasureMethod):
         return None if hook in writable else f"its site {hook} has no writing weight (needs one of {writable})"
 
     @contextmanager
-    def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> Iterator[dict[str, Any]]:
+    def erase(
+        self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor, values: Sequence[torch.Tensor] | None = None
+    ) -> Iterator[dict[str, Any]]:
         assert isinstance(lens, WritesDirections)
         units = top_units(scores, self.top_k)
         directions = lens.unit_directions(units).float()
@@ -233,7 +244,9 @@ class KnowledgeNeurons(NeuronSearch):
         return candidates[order][: self.max_neurons]
 
     @contextmanager
-    def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> Iterator[dict[str, Any]]:
+    def erase(
+        self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor, values: Sequence[torch.Tensor] | None = None
+    ) -> Iterator[dict[str, Any]]:
         per_block = self.by_block(self.searched(loaded, lens), self.select(scores))
         with ExitStack() as stack:
             count = sum(
@@ -249,15 +262,22 @@ class DEPN(NeuronSearch):
     """DEPN (Wu et al., 2023): privacy neurons by integrated gradients, as in its paper, deactivated (set to 0)."""
 
     name: ClassVar[str] = "depn"
-    description: ClassVar[str] = "MLP neurons of every block: IG-attributed privacy neurons set to 0"
+    description: ClassVar[str] = (
+        "MLP neurons of every block: IG-attributed privacy neurons set to their reference value"
+    )
     top_k: int = Field(5, ge=1)
 
     @contextmanager
-    def erase(self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor) -> Iterator[dict[str, Any]]:
-        per_block = self.by_block(self.searched(loaded, lens), top_units(scores, self.top_k))
+    def erase(
+        self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor, values: Sequence[torch.Tensor] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        blocks = self.searched(loaded, lens)
+        value_of = dict(zip(blocks, values, strict=True)) if values else {}
+        per_block = self.by_block(blocks, top_units(scores, self.top_k))
         with ExitStack() as stack:
             for block, neurons in per_block.items():
-                stack.enter_context(units_ablated_at(loaded, block, unit_mask(block.n_units, neurons), "all_but_first"))
+                mask = unit_mask(block.n_units, neurons)
+                stack.enter_context(units_ablated_at(loaded, block, mask, "all_but_first", value_of.get(block)))
             yield {"neurons": _neurons(per_block)}
 
 

@@ -31,6 +31,7 @@ from bench.model.attribution import attribute
 from bench.model.lens import Lens, RefitData, Refits
 from bench.model.loading import LoadedModel
 from bench.model.prefix import CleanPrefixes
+from bench.model.reference import UnitReference
 from bench.model.scoring import encode, score_items
 from bench.model.sites import Site
 from bench.paths import cache_dir
@@ -88,6 +89,11 @@ class ErasureAttributionConfig(Section):
     # private answers (phone numbers, e-mails, dates) are several tokens; the later ones carry much of the fact
     positions: Literal["last", "answer"] = Field("answer", description="last prompt token, or every answer position")
     objective: Literal["prob", "log_prob"] = Field("log_prob", description="attribute p(answer) or log p(answer)")
+    # From 0, a dense, always-on unit (an SAE feature on at every token) scores high for every fact
+    # and gets chosen; from its mean it scores what the fact adds. Activation edits set units to it.
+    baseline: Literal["mean", "zero"] = Field(
+        "mean", description="IG baseline and ablation value: each unit's WikiText-2 valid mean, or 0 (the papers')"
+    )
 
 
 class LensFitConfig(Section):
@@ -182,6 +188,7 @@ class _Setup:
         injected = inject(ctx.loaded, facts, config.injection, Site.parse(ctx.lens.site).layer, ctx.data_dir)
         self.model, self.injection = injected.loaded, injected.report
         self.lens, self.lens_fit = fitted_lens(ctx, config.lens_fit, self.model, facts, config.seed)
+        self._references: dict[tuple[str, str, int, str], torch.Tensor] = {}
         refine = config.data.refine_templates
         self.attribution_prompts = {p.fact.id: [p.fact, *p.heldout[:refine]] for p in self.private}
         self.gen_prompts = {p.fact.id: list(p.heldout[refine:]) for p in self.private}
@@ -194,6 +201,14 @@ class _Setup:
             zip((f.id for f in everything), score_facts(self.model, everything, ctx.batch_size), strict=True)
         )
         self.learnt = [p for p in self.private if self.before[p.fact.id].greedy_correct]
+
+    def reference(self, ctx: TaskContext, attribution: ErasureAttributionConfig, unit_lens: Lens) -> torch.Tensor:
+        """A searched lens's units' reference value on the injected model (measured once per site)."""
+        key = (unit_lens.site, type(unit_lens).__name__, unit_lens.n_units, attribution.baseline)
+        if key not in self._references:
+            measured = UnitReference.measure(self.model, unit_lens, attribution.baseline, ctx.data_dir)
+            self._references[key] = measured.mean
+        return self._references[key]
 
     def locality_facts(self, target: PrivateFact, config: PrivacyErasureConfig) -> list[Fact]:
         others = [p.fact for p in self.learnt if p.person != target.person]
@@ -230,9 +245,10 @@ def _edit_row(
     prefixes = CleanPrefixes(model, prompts, ctx.batch_size) if ctx.reuse_clean else None
     steps = config.attribution.ig_steps
     # methods that attribute the same way over the same units share the scores
-    keys, attributions = {}, {}
+    keys, attributions, values = {}, {}, {}
     for label, method in methods.items():
         searched = method.searched(model, lens)
+        values[label] = [setup.reference(ctx, config.attribution, unit_lens) for unit_lens in searched]
         keys[label] = (method.attribution, tuple(unit_lens.site for unit_lens in searched))
         if keys[label] not in attributions:
             scores = [
@@ -245,10 +261,11 @@ def _edit_row(
                     ctx.batch_size,
                     prefixes=prefixes,
                     reuse_clean=ctx.reuse_clean,
+                    baseline=value,
                     positions=config.attribution.positions,
                     objective=config.attribution.objective,
                 )
-                for unit_lens in searched
+                for unit_lens, value in zip(searched, values[label], strict=True)
             ]
             attributions[keys[label]] = torch.cat(scores, dim=1)
     gen, loc = setup.gen_prompts[target.fact.id], setup.locality_facts(target, config)
@@ -256,7 +273,7 @@ def _edit_row(
     before = [setup.before[f.id] for f in probe]
     row: dict[str, Any] = {"id": target.fact.id, "relation": target.fact.relation, "methods": {}}
     for label, method in methods.items():
-        with method.erase(model, lens, attributions[keys[label]]) as edit:
+        with method.erase(model, lens, attributions[keys[label]], values[label]) as edit:
             after = score_facts(model, probe, ctx.batch_size)
             ppl = None
             if index < config.perplexity.edits:
