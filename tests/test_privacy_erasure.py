@@ -113,12 +113,14 @@ def test_feature_edit_projects_the_directions_out_of_the_writing_matrix(site: st
     assert torch.equal(weight, original)
 
 
+@pytest.mark.parametrize("reference", ["zero", "mean"])
 @pytest.mark.parametrize("arch", sorted(ARCH_CONFIGS))
 def test_feature_edit_at_the_residual_stream_removes_the_direction_for_every_later_reader(
-    arch: str, tiny_model_dirs
+    arch: str, reference: str, tiny_model_dirs, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """After a project edit at resid_post L, adding α·d to the stream at L changes no logit, for
-    any α: no later block, norm statistic or the unembedding reads d. Without the edit it does."""
+    """After a project edit at resid_post L, adding α·d to the stream at L (at every position but
+    the first, the sink no edit touches) changes no logit, for any α: no later block, norm
+    statistic or the unembedding reads d. Without the edit it does."""
     from bench.model.loading import load_model
     from bench.model.sites import hooked, stream_reading_norms
 
@@ -131,14 +133,17 @@ def test_feature_edit_at_the_residual_stream_removes_the_direction_for_every_lat
     direction = torch.randn(1, d, generator=torch.Generator().manual_seed(1))
     lens = _Directions("blocks.1.hook_resid_post", direction)
     ids = torch.tensor([[3, 5, 7, 9, 11]])
+    after_sink = torch.ones(1, ids.shape[1], 1)
+    after_sink[:, 0] = 0
+    monkeypatch.setenv("LENS_BENCH_DATA", str(corpus_dir))  # the mean reference is measured on WikiText
 
     def logits(alpha: float) -> torch.Tensor:
-        with hooked(loaded.model, {lens.site: lambda x: x + alpha * direction[0]}), torch.no_grad():
+        with hooked(loaded.model, {lens.site: lambda x: x + alpha * direction[0] * after_sink}), torch.no_grad():
             return loaded.model(input_ids=ids).logits
 
     base = logits(0.0)
     assert not torch.allclose(logits(5.0), base, atol=1e-3)  # the probe can fail: d matters unedited
-    with FeatureEdit(top_k=1).erase(loaded, lens, torch.tensor([[1.0]])) as edit:
+    with FeatureEdit(top_k=1, reference=reference).erase(loaded, lens, torch.tensor([[1.0]])) as edit:
         assert edit["norms_blinded"] == len(stream_reading_norms(loaded.model, 1))
         edited = logits(0.0)
         for alpha in (-7.0, 0.5, 30.0):

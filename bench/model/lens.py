@@ -59,16 +59,13 @@ class Lens(ABC):
         return {}
 
 
-class BlockNeurons(Lens):
-    """Every MLP neuron of one block, read at the input of the down projection; ablating a
-    neuron sets it to 0 there. The mlp_neurons lens is this; knowledge neurons and DEPN use it
-    to search every block whatever lens is under test."""
+class SiteCoordinates(Lens):
+    """The site's own coordinates as units (for measuring a site's reference activation)."""
 
     units_are_site_coordinates = True
 
-    def __init__(self, loaded: LoadedModel, layer: int):
-        self.site, self.layer = f"blocks.{layer}.mlp.hook_post", layer
-        self._n_units = site_width(loaded.model, Site.parse(self.site))
+    def __init__(self, site: str, width: int):
+        self.site, self._n_units = site, width
 
     @property
     def n_units(self) -> int:
@@ -79,6 +76,17 @@ class BlockNeurons(Lens):
 
     def patch(self, acts: Mapping[str, torch.Tensor], units: torch.Tensor, new_units: torch.Tensor) -> torch.Tensor:
         return new_units
+
+
+class BlockNeurons(SiteCoordinates):
+    """Every MLP neuron of one block, read at the input of the down projection; ablating a
+    neuron sets it to 0 there. The mlp_neurons lens is this; knowledge neurons and DEPN use it
+    to search every block whatever lens is under test."""
+
+    def __init__(self, loaded: LoadedModel, layer: int):
+        site = f"blocks.{layer}.mlp.hook_post"
+        super().__init__(site, site_width(loaded.model, Site.parse(site)))
+        self.layer = layer
 
 
 @dataclass(frozen=True)

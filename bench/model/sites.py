@@ -264,20 +264,27 @@ def hooked(model: nn.Module, fns: dict[str, SiteFn]) -> Iterator[None]:
 
 
 @contextmanager
-def stream_read_without(model: nn.Module, after_layer: int, basis: torch.Tensor) -> Iterator[int]:
-    """Inside the context, every reader of the stream after block `after_layer` sees it with the
-    span of `basis` [d_model, r] (orthonormal columns) projected out; the stream itself, carried
-    by the skip connections, is unchanged. Yields the number of norms edited.
+def stream_read_without(
+    model: nn.Module, after_layer: int, basis: torch.Tensor, centre: torch.Tensor | None = None
+) -> Iterator[int]:
+    """Inside the context, every reader of the stream after block `after_layer` sees it with its
+    component in the span of `basis` [d_model, r] (orthonormal columns) set to that of `centre`
+    [d_model] (0 when None: projected out), at every position but the first (the attention sink,
+    which every edit of the harness leaves alone); the stream itself, carried by the skip
+    connections, is unchanged. Yields the number of norms edited.
 
     The projection sits in front of each norm rather than folded into the readers' weights:
     RMSNorm's and LayerNorm's statistics are computed over the whole stream, so a weight edit
     leaves the direction able to rescale (or, for LayerNorm, shift) everything the norm passes on.
     """
     q = basis.detach()
+    c = torch.zeros(q.shape[0]) if centre is None else centre.detach()
 
     def project(x: torch.Tensor) -> torch.Tensor:
-        qx = q.to(device=x.device, dtype=x.dtype)
-        return x - (x @ qx) @ qx.T
+        qx, cx = q.to(device=x.device, dtype=x.dtype), c.to(device=x.device, dtype=x.dtype)
+        read = x - ((x - cx) @ qx) @ qx.T
+        read[:, 0] = x[:, 0]
+        return read
 
     with ExitStack() as stack:
         norms = stream_reading_norms(model, after_layer)
