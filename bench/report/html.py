@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.labels import interval_text, mean_se
+from bench.report.labels import caveat_numbers, detectable_sentence, interval_text, mean_se
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1400px}
@@ -86,7 +86,7 @@ Mark = Callable[[int], str]
 def _marker(notes: Mapping[int, str]) -> tuple[Mark, dict[str, int]]:
     """A function putting a row's caveat mark (†n, the note as its tooltip) after its cell, and
     the notes' numbers: one numbering for the page, so a mark means the same in every table."""
-    numbers = {text: n for n, text in enumerate(dict.fromkeys(notes.values()), 1)}
+    numbers = caveat_numbers(notes)
 
     def mark(i: int) -> str:
         return f" <sup title='{html.escape(notes[i])}'>†{numbers[notes[i]]}</sup>" if i in notes else ""
@@ -155,14 +155,7 @@ def html_page(
     """`notes`: caveats by row index (marked †n); `detectable`: per task, the smallest difference
     the sample sizes detect (stated under the headline)."""
     mark, numbers = _marker(notes or {})
-    power = (
-        "<p>Smallest difference between two lenses at one site that these sample sizes detect (80 % power, "
-        "α = 0.05, median over pairs): "
-        + "; ".join(f"{html.escape(task)}: {value:.3f}" for task, value in detectable.items())
-        + ". A smaller gap is a tie here, whatever the point estimates say.</p>"
-        if detectable
-        else ""
-    )
+    power = f"<p>{html.escape(detectable_sentence(detectable))}</p>" if detectable else ""
     marked = "".join(f"<p class=note>†{n}: {html.escape(text)}.</p>" for text, n in numbers.items())
     sections = [
         "<h2>Headline</h2><p>Each task's ranked metric at its middle k: mean [95 % interval]. Highlighted: lenses "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,19 @@ def portable_argv(record: dict[str, Any]) -> list[str]:
             shown += argv[i : i + step]
         i += step
     return shown
+
+
+def caveat_numbers(notes: Mapping[int, str]) -> dict[str, int]:
+    """Each distinct caveat text of `notes` (row index -> text) numbered 1, 2, ... in order of
+    first appearance: the n of the †n marks."""
+    return {text: n for n, text in enumerate(dict.fromkeys(notes.values()), 1)}
+
+
+def detectable_sentence(detectable: Mapping[str, float]) -> str:
+    """The leaderboard's note on power: per task, the smallest difference its sample sizes detect."""
+    return (
+        "Smallest difference between two lenses at one site that these sample sizes detect "
+        "(80 % power, α = 0.05, from the two SEs; median over pairs): "
+        + "; ".join(f"{task}: {value:.3f}" for task, value in detectable.items())
+        + ". A smaller gap is a tie here, whatever the point estimates say."
+    )

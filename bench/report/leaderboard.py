@@ -23,6 +23,8 @@ from bench.io import write_atomic
 from bench.plugin.specs import MetricSpec, TaskType, is_number, split_key
 from bench.report.html import html_page
 from bench.report.labels import (
+    caveat_numbers,
+    detectable_sentence,
     interval,
     interval_text,
     judge_name,
@@ -241,7 +243,7 @@ def _headline_table(df: pd.DataFrame, all_notes: Mapping[int, str], fmt: str = "
         return "No record holds its task's ranked metric; the tables below have what they hold."
     lead = leading_group(top)
     notes = {i: text for i, text in all_notes.items() if i in top.index}
-    numbers = {text: n for n, text in enumerate(dict.fromkeys(notes.values()), 1)}
+    numbers = caveat_numbers(notes)
     top = top.assign(
         cell=[
             _headline_cell(r, i in lead, numbers.get(notes.get(i, "")))
@@ -258,14 +260,7 @@ def _headline_table(df: pd.DataFrame, all_notes: Mapping[int, str], fmt: str = "
         table = table.drop(columns="sae")
     legend = "; ".join(f"{task}: {column}" for task, column in _columns(top).items())
     detectable = minimal_detectable(top)
-    power = (
-        "\n\nSmallest difference between two lenses at one site that these sample sizes detect "
-        "(80 % power, α = 0.05, from the two SEs; median over pairs): "
-        + "; ".join(f"{task}: {detectable[task]:.3f}" for task in _columns(top) if task in detectable)
-        + ". A smaller gap is a tie here, whatever the point estimates say."
-        if detectable
-        else ""
-    )
+    power = f"\n\n{detectable_sentence(detectable)}" if detectable else ""
     marked = "".join(f"\n\n†{n}: {text}." for text, n in numbers.items())
     return tabulate(table, headers="keys", tablefmt=fmt, showindex=False) + f"\n\nColumns: {legend}.{power}{marked}"
 
@@ -273,9 +268,11 @@ def _headline_table(df: pd.DataFrame, all_notes: Mapping[int, str], fmt: str = "
 def minimal_detectable(top: pd.DataFrame) -> dict[str, float]:
     """Per task, the median over same-site pairs of (z_α/2 + z_power) · √(se₁² + se₂²): the
     difference an unpaired two-sided test at α = 0.05 finds with 80 % power. A paired test over
-    the same facts detects less (the facts' shared variance cancels); this is its upper bound."""
+    the same facts detects less (the facts' shared variance cancels); this is its upper bound.
+    Tasks in the headline's column order."""
     out = {}
-    for task, part in top.groupby("task", sort=False):
+    for task in _columns(top):
+        part = top[top["task"] == task]
         gaps = [
             DETECTABLE_Z * (a**2 + b**2) ** 0.5
             for group, _ in _ranked_groups(part)
@@ -320,7 +317,7 @@ def _task_table(df: pd.DataFrame, refs: dict[tuple[str, ...], int], all_notes: M
     """``all_notes``: the caveats of the whole frame (a caveat may depend on rows this table hides)."""
     bold = best(df)
     notes = {i: text for i, text in all_notes.items() if i in df.index}
-    numbers = {text: n for n, text in enumerate(dict.fromkeys(notes.values()), 1)}
+    numbers = caveat_numbers(notes)
     cells = df.assign(
         cell=[
             _cell(row, i in bold, numbers.get(notes.get(i, "")))
