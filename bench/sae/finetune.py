@@ -88,40 +88,38 @@ def finetuned_sae(
     ).hexdigest()[:12]
     variant = f"finetuned-{key}"
     path = sae_path(loaded, site, variant)
-    if not (path / "card.json").exists():
-        spec = ActivationSpec("train", max_tokens=data.tokens)
-        corpus = np.asarray(collect(loaded, [site], spec, data.data_dir)[site], dtype=np.float32)
-        corpus = prepare(torch.from_numpy(corpus)).float().numpy()
-        sentences = sentence_activations(loaded, site, data.texts, prepare)
-        rows = mixed_rows(corpus, sentences, TEXT_SHARE, data.seed)
-        device = str(loaded.device)
-        work = path.with_name(path.name + ".training")
-        shutil.rmtree(work, ignore_errors=True)
-        total = len(rows) // BATCH_SIZE * BATCH_SIZE
-        if total == 0:
-            raise BenchError(
-                f"{len(rows)} activation rows are fewer than one SAE batch ({BATCH_SIZE}); raise the tokens."
-            )
-        torch.manual_seed(data.seed)
-        started = time.perf_counter()
-        trainer = SAETrainer(
-            trainer_config(total, BATCH_SIZE, LEARNING_RATE, device, work),
-            _training_copy(base, device),
-            batches(rows, BATCH_SIZE, data.seed, 0),
-        )
-        sae = fitted_inference_sae(trainer, work, device)
-        card = {
-            "model": loaded.describe(),
-            "site": site,
-            "finetuned_from": base_config,
-            "training": {
-                **recipe,
-                "samples": total,
-                "corpus": {**spec.__dict__, "text": CORPORA[spec.corpus], "rows": len(corpus)},
-                "sentences": {"count": len(data.texts), "rows": len(sentences), "share_of_rows": TEXT_SHARE},
-                "train_wall_time_s": round(time.perf_counter() - started, 1),
-            },
-            "provenance": environment(),
-        }
-        save_sae(loaded, site, sae, card, variant)
-    return SAE.load_from_disk(path, device=str(loaded.device)), str(path)
+    if (path / "card.json").exists():
+        return SAE.load_from_disk(path, device=str(loaded.device)), str(path)
+    spec = ActivationSpec("train", max_tokens=data.tokens)
+    corpus = np.asarray(collect(loaded, [site], spec, data.data_dir)[site], dtype=np.float32)
+    corpus = prepare(torch.from_numpy(corpus)).float().numpy()
+    sentences = sentence_activations(loaded, site, data.texts, prepare)
+    rows = mixed_rows(corpus, sentences, TEXT_SHARE, data.seed)
+    device = str(loaded.device)
+    work = path.with_name(path.name + ".training")
+    shutil.rmtree(work, ignore_errors=True)
+    total = len(rows) // BATCH_SIZE * BATCH_SIZE
+    if total == 0:
+        raise BenchError(f"{len(rows)} activation rows are fewer than one SAE batch ({BATCH_SIZE}); raise the tokens.")
+    torch.manual_seed(data.seed)
+    started = time.perf_counter()
+    trainer = SAETrainer(
+        trainer_config(total, BATCH_SIZE, LEARNING_RATE, device, work),
+        _training_copy(base, device),
+        batches(rows, BATCH_SIZE, data.seed, 0),
+    )
+    sae = fitted_inference_sae(trainer, work, device)
+    card = {
+        "model": loaded.describe(),
+        "site": site,
+        "finetuned_from": base_config,
+        "training": {
+            **recipe,
+            "samples": total,
+            "corpus": {**spec.__dict__, "text": CORPORA[spec.corpus], "rows": len(corpus)},
+            "sentences": {"count": len(data.texts), "rows": len(sentences), "share_of_rows": TEXT_SHARE},
+            "train_wall_time_s": round(time.perf_counter() - started, 1),
+        },
+        "provenance": environment(),
+    }
+    return sae, str(save_sae(loaded, site, sae, card, variant))
