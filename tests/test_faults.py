@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from bench.cli import main
 from bench.engine.taskspec import load_task
 from bench.errors import BenchError
+from bench.model import loading
 from bench.plugin.registry import plugins
 from tests.conftest import TINY_TASK
 
@@ -159,3 +161,25 @@ def test_two_identical_runs_at_once_compute_once(tiny_model_dirs, slow_task, par
     assert statuses == ["CACHED", "DONE"], outputs
     assert any("another run is computing it; waiting" in stderr for _, stderr in outputs)
     _the_record(out)  # one valid record, no item log left
+
+
+def test_two_first_runs_dequantize_the_default_model_once(isolated_cache, monkeypatch) -> None:
+    """Two runs started together on a fresh machine: the second waits for the first's checkpoint
+    instead of writing into the same folder (which once crashed it mid-save)."""
+    calls = []
+
+    def slow_dequantize(target: Path) -> None:
+        calls.append(target)
+        time.sleep(0.3)  # long enough for the other thread to reach the lock
+        target.mkdir(parents=True)
+        (target / "config.json").write_text("{}")
+
+    monkeypatch.setattr(loading, "_dequantize_default_model", slow_dequantize)
+    found: list[Path] = []
+    threads = [threading.Thread(target=lambda: found.append(loading._default_model_dir())) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1
+    assert found == [calls[0], calls[0]]

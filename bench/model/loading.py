@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import importlib.util
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from bench.errors import BenchError
+from bench.io import file_lock
 from bench.model.sites import ARCHITECTURES, architecture_of
 from bench.paths import cache_dir
 
@@ -140,6 +142,14 @@ def _default_model_dir() -> Path:
     target = cache_dir() / "models" / DEFAULT_MODEL
     if (target / "config.json").exists():
         return target
+    # Two first runs at once would both dequantize into one folder; the second waits for the first.
+    with file_lock(target.with_name(target.name + ".lock")):
+        if not (target / "config.json").exists():
+            _dequantize_default_model(target)
+    return target
+
+
+def _dequantize_default_model(target: Path) -> None:
     spec = importlib.util.find_spec(_GGUF_PACKAGE)  # find it without importing (its __init__ needs `llm`)
     if spec is None or not spec.submodule_search_locations:
         raise BenchError(
@@ -153,6 +163,7 @@ def _default_model_dir() -> Path:
     model.hf_quantizer = None
     del model.config.quantization_config
     tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a run killed while writing
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "lens_bench_source.json").write_text(
@@ -165,7 +176,6 @@ def _default_model_dir() -> Path:
         )
     )
     tmp.replace(target)  # config.json appears only once the whole checkpoint is written
-    return target
 
 
 def _file_hash(path: Path) -> str:
