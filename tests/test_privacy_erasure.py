@@ -199,15 +199,22 @@ def test_targets_spread_over_people_and_relations_and_the_halves_share_no_person
     assert sorted(t.fact.id for t in choose_targets(few, 60, 6, 0)) == sorted(p.fact.id for p in few)
 
 
-def test_neuron_methods_need_units_that_are_the_neurons(tiny_llama: LoadedModel) -> None:
+def test_neuron_methods_run_beside_every_lens(tiny_llama: LoadedModel) -> None:
+    """Knowledge neurons and DEPN search the model's MLP neurons, never the lens's units: any lens
+    gets them as baselines, at every block or at the lens's block."""
     from bench.plugin.registry import plugins
 
     lenses = plugins().lenses
-    neurons = lenses.get("mlp_neurons").build(tiny_llama, "blocks.1.mlp.hook_post", {})
     clusters = lenses.get("neuron_clusters").build(tiny_llama, "blocks.1.mlp.hook_post", {"max_tokens": 2000})
-    for method in (KnowledgeNeurons(), DEPN()):
-        assert method.unsupported(neurons) is None
-        assert "not the neurons themselves" in (method.unsupported(clusters) or "")  # unit i is not neuron i
+    basis = lenses.get("random").build(tiny_llama, "blocks.1.hook_resid_post", {})
+    for lens in (clusters, basis):
+        for method in (KnowledgeNeurons(), DEPN()):
+            assert method.unsupported(lens) is None
+            searched = method.searched(tiny_llama, lens)
+            assert [b.site for b in searched] == [
+                f"blocks.{i}.mlp.hook_post" for i in range(n_layers(tiny_llama.model))
+            ]
+        assert [b.site for b in DEPN(layers="lens").searched(tiny_llama, lens)] == ["blocks.1.mlp.hook_post"]
 
 
 def test_neuron_methods_search_every_block(tiny_llama: LoadedModel) -> None:

@@ -12,7 +12,7 @@ Built in (docs/methods/privacy_erasure.md):
 - ``knowledge_neurons``: Dai et al.'s erasure, output-weight columns of IG neurons zeroed;
 - ``depn``: DEPN's privacy neurons (integrated gradients, as its paper), activations set to 0;
   both search the MLP neurons of every block, as their papers do (``layers: lens`` keeps
-  them at the lens's block);
+  them at the lens's block), whatever the lens under test, so every lens is compared with them;
 - ``ablate_top_k``: any lens, its top-k attributed units set to their reference value (the
   attribution's baseline: the WikiText mean by default, or 0) at every position but the first.
 """
@@ -79,15 +79,6 @@ def zeroed(weight: torch.Tensor, rows: torch.Tensor | None = None, cols: torch.T
     finally:
         with torch.no_grad():
             weight[index] = saved
-
-
-def _is_neuron_lens(lens: Lens) -> str | None:
-    hook = Site.parse(lens.site).hook
-    if hook != "mlp.hook_post":
-        return f"it edits MLP neurons (blocks.L.mlp.hook_post), not {hook}"
-    if not lens.units_are_site_coordinates:  # e.g. neuron_clusters: unit i is not neuron i
-        return "it edits MLP neurons by index, and this lens's units are not the neurons themselves"
-    return None
 
 
 class AblateTopK(ErasureMethod):
@@ -219,12 +210,11 @@ class FeatureEdit(ErasureMethod):
 
 class NeuronSearch(ErasureMethod, ABC):
     """Neuron-based baselines: they search MLP neurons at every block (``layers: all``, as the
-    knowledge-neuron and DEPN papers do) or at the lens's block only (``layers: lens``)."""
+    knowledge-neuron and DEPN papers do) or at the lens's block only (``layers: lens``). They
+    never use the lens's own units, so they run beside every lens: a record of any lens shows
+    them next to its own methods, on the same injected model and targets."""
 
     layers: Literal["all", "lens"] = "all"
-
-    def unsupported(self, lens: Lens) -> str | None:
-        return _is_neuron_lens(lens)
 
     def searched(self, loaded: LoadedModel, lens: Lens) -> list[BlockNeurons]:
         if self.layers == "lens":
