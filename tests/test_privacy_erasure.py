@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from bench.tasks.privacy_erasure.methods import DEPN, FeatureEdit, KnowledgeNeur
 from bench.tasks.privacy_erasure.people import RELATIONS, TEMPLATES, generate
 from bench.tasks.privacy_erasure.scores import PromptScore, erased, share_erased, share_kept
 from bench.tasks.privacy_erasure.targets import choose_targets, split_by_person
-from bench.tasks.privacy_erasure.task import BudgetConfig, _variants, at_budget, choose_variants
+from bench.tasks.privacy_erasure.task import BudgetConfig, _variants, at_budget, choose_variants, paired_at_budget
 from tests.conftest import run_cli
 from tests.tiny import ARCH_CONFIGS, CORPUS_LINES
 
@@ -174,6 +175,23 @@ def test_option_lists_sweep_a_grid_and_the_budget_picks_the_best_within_it() -> 
     chosen = choose_variants(metrics, methods, BudgetConfig())
     assert chosen == {"feature_edit": None}
     assert at_budget(test, chosen) == {"rel_at_budget.feature_edit": {"mean": 0.0, "se": 0.0, "n": 0}}
+
+
+def test_methods_at_budget_are_compared_paired_over_the_same_targets() -> None:
+    """The at-budget comparison pairs two methods' Rel target by target; a method with no variant
+    within budget erases nothing; identical methods tie with p = 1."""
+    relations = ["a", "a", "b", "b", "c", "c", "d", "d"]
+    erased = [1, 1, 1, 0, 1, 1, 1, 0]
+    rows = [
+        {"id": f"f{i}", "relation": r, "methods": {"fe[k=1]": {"rel": e}, "kn[t=1]": {"rel": e}, "ab[k=1]": {"rel": 0}}}
+        for i, (r, e) in enumerate(zip(relations, erased, strict=True))
+    ]
+    chosen = {"fe": "fe[k=1]", "kn": "kn[t=1]", "ab": "ab[k=1]", "depn": None}
+    pairs = {(p["a"], p["b"]): p for p in paired_at_budget(rows, chosen, 2000, 0)}
+    assert len(pairs) == 6 and pairs[("fe", "kn")]["diff"] == 0 and pairs[("fe", "kn")]["p"] == 1
+    assert pairs[("fe", "ab")]["diff"] == 0.75 and pairs[("fe", "ab")]["p"] < 0.01
+    assert pairs[("ab", "depn")]["diff"] == 0  # nothing erased by either
+    assert all(p["p_holm"] >= p["p"] for p in pairs.values())
 
 
 def _people(n: int, learnt_share: float = 1.0):
@@ -338,6 +356,9 @@ def test_privacy_erasure_runs_end_to_end(tmp_path: Path, corpus_dir: Path) -> No
     for method, label in record["budget"]["chosen"].items():
         if label is not None:
             assert record["metrics"][f"rel_at_budget.{method}"] == record["metrics"][f"rel.{label}"]
+    pairs = record["budget"]["paired_rel"]  # every two methods at the budget, over the same test targets
+    assert {(p["a"], p["b"]) for p in pairs} == set(itertools.combinations(record["budget"]["chosen"], 2))
+    assert all(p["n"] == sum(item["half"] == "test" for item in record["items"]) for p in pairs)
     # the leaderboard draws each method's sweep as Rel against side effects
     from bench.cli import main
 

@@ -36,7 +36,7 @@ from bench.model.scoring import encode, score_items
 from bench.model.sites import Site
 from bench.paths import cache_dir
 from bench.plugin.specs import TaskType
-from bench.stats import mean_se
+from bench.stats import holm, mean_se, paired_difference
 from bench.tasks.facts import BootstrapConfig, Section
 from bench.tasks.known_facts import known
 from bench.tasks.privacy_erasure.injection import InjectionConfig, inject
@@ -341,6 +341,26 @@ def at_budget(metrics: dict[str, dict[str, Any]], chosen: dict[str, str | None])
     return out
 
 
+def paired_at_budget(
+    rows: list[dict[str, Any]], chosen: dict[str, str | None], resamples: int, seed: int
+) -> list[dict[str, Any]]:
+    """Rel of every pair of methods at the budget over the same test targets: mean(A − B) with a
+    bootstrap that resamples whole relations, Holm-adjusted over the pairs. A method with no
+    variant within budget erases nothing (Rel 0 on every target), as in `at_budget`."""
+    clusters = {row["id"]: row["relation"] for row in rows}
+    rel = {
+        name: {row["id"]: (row["methods"][label]["rel"] if label else 0.0) for row in rows}
+        for name, label in chosen.items()
+    }
+    pairs = [
+        {"a": a, "b": b} | paired_difference(rel[a], rel[b], clusters, resamples, seed)
+        for a, b in itertools.combinations(chosen, 2)
+    ]
+    for pair, adjusted in zip(pairs, holm([pair["p"] for pair in pairs]), strict=True):
+        pair["p_holm"] = adjusted
+    return pairs
+
+
 def _edits(
     ctx: TaskContext,
     config: PrivacyErasureConfig,
@@ -387,7 +407,13 @@ def run(ctx: TaskContext) -> dict[str, Any]:
     chosen = choose_variants(dev_metrics, methods, config.budget)
     return {
         "metrics": at_budget(test_metrics, chosen) | test_metrics,
-        "budget": {"config": config.budget.model_dump(), "chosen": chosen, "chosen_on": "dev", "reported_on": "test"},
+        "budget": {
+            "config": config.budget.model_dump(),
+            "chosen": chosen,
+            "chosen_on": "dev",
+            "reported_on": "test",
+            "paired_rel": paired_at_budget(rows["test"], chosen, config.bootstrap.resamples, config.seed),
+        },
         "dev": {"people": sorted({t.person for t in dev}), "metrics": dev_metrics},
         "methods": {label: {"options": m.model_dump(), "attribution": m.attribution} for label, m in methods.items()},
         "methods_skipped": skipped,
