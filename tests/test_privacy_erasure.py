@@ -374,6 +374,36 @@ def test_privacy_erasure_runs_end_to_end(tmp_path: Path, corpus_dir: Path) -> No
     assert again["metrics"] == record["metrics"]
 
 
+def test_neuron_baselines_are_computed_once_per_layer_whatever_the_lens(
+    tmp_path: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Knowledge neurons and DEPN never read the lens's units: a second lens at the same layer
+    reads their results from the first run instead of attributing and editing again."""
+    from bench.tasks.privacy_erasure import task as task_module
+
+    model = _char_model(tmp_path / "model")
+    task = tmp_path / "privacy_erasure.yaml"
+    task.write_text(TINY_TASK)
+    assert run_cli(model, task, corpus_dir, tmp_path / "out") == 0
+    computed = task_module._results
+
+    def lens_methods_only(*args, **kwargs):
+        methods = args[5]
+        assert all(method.uses_lens for method in methods.values()), "a neuron baseline was recomputed"
+        return computed(*args, **kwargs)
+
+    monkeypatch.setattr(task_module, "_results", lens_methods_only)
+    assert run_cli(model, task, corpus_dir, tmp_path / "out", units="random") == 0
+    neurons, basis = (
+        json.loads(next((tmp_path / "out" / "privacy_erasure").rglob(f"{lens}/*.json")).read_text())
+        for lens in ("mlp_neurons", "random")
+    )
+    for a, b in zip(neurons["items"], basis["items"], strict=True):
+        for method in ("knowledge_neurons", "depn"):
+            assert a["methods"][method] == b["methods"][method]
+    assert basis["metrics"]["rel_at_budget.depn"] == neurons["metrics"]["rel_at_budget.depn"]
+
+
 @pytest.mark.parametrize(("trainable", "window", "changed"), [("mlp", 0, {"layers.1.mlp"}), ("blocks", 1, {"layers."})])
 def test_injection_trains_only_the_configured_weights(
     trainable, window, changed, tiny_llama: LoadedModel, corpus_dir: Path

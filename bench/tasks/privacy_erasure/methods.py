@@ -40,6 +40,9 @@ class ErasureMethod(BaseModel, ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     attribution: ClassVar[str] = "integrated_gradients"
+    # False for methods that never read the lens's units (they search the model's own neurons):
+    # their results are the same under every lens at a layer, and the task computes them once
+    uses_lens: ClassVar[bool] = True
 
     def unsupported(self, lens: Lens) -> str | None:
         """Why this method cannot edit `lens`, or None when it can."""
@@ -214,6 +217,7 @@ class NeuronSearch(ErasureMethod, ABC):
     never use the lens's own units, so they run beside every lens: a record of any lens shows
     them next to its own methods, on the same injected model and targets."""
 
+    uses_lens: ClassVar[bool] = False
     layers: Literal["all", "lens"] = "all"
 
     def searched(self, loaded: LoadedModel, lens: Lens) -> list[BlockNeurons]:

@@ -26,7 +26,7 @@ from bench.data.pararel import Fact, load_facts
 from bench.engine.context import TaskContext
 from bench.engine.taskspec import TaskConfig
 from bench.errors import BenchError
-from bench.io import write_json_atomic
+from bench.io import file_lock, write_json_atomic
 from bench.model.attribution import attribute
 from bench.model.lens import Lens, RefitData, Refits
 from bench.model.loading import LoadedModel
@@ -239,6 +239,64 @@ def _edit_row(
     methods: dict[str, ErasureMethod],
     ppl_task: tuple[str, Any],
 ) -> dict[str, Any]:
+    """Every method's edit of one target. Methods that never use the lens's units (the neuron
+    baselines) give the same results under every lens at a layer: they are computed once and
+    cached, and a second lens's run reads them."""
+    shared = {label: m for label, m in methods.items() if not m.uses_lens}
+    own = {label: m for label, m in methods.items() if m.uses_lens}
+    results = _shared_results(ctx, config, setup, target, index, shared, ppl_task) if shared else {}
+    results |= _results(ctx, config, setup, target, index, own, ppl_task)
+    return {
+        "id": target.fact.id,
+        "relation": target.fact.relation,
+        "methods": {label: results[label] for label in methods},
+    }
+
+
+def _shared_results(
+    ctx: TaskContext,
+    config: PrivacyErasureConfig,
+    setup: _Setup,
+    target: PrivateFact,
+    index: int,
+    methods: dict[str, ErasureMethod],
+    ppl_task: tuple[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """`_results` of lens-independent methods, cached by everything they depend on (the injected
+    model's weights, the target and its probes, the methods' options and searched sites, and the
+    attribution, scoring and perplexity settings); a lock makes a concurrent run wait for them."""
+    probe = [setup.attribution_prompts[target.fact.id], setup.gen_prompts[target.fact.id]]
+    shared = methods.items()
+    identity = [
+        setup.model.weights_sha256,
+        str(setup.model.dtype),
+        [[(f.id, f.prompt, f.answer) for f in facts] for facts in probe],
+        [f.id for f in setup.locality_facts(target, config)],
+        {label: [m.name, m.model_dump(), [u.site for u in m.searched(setup.model, setup.lens)]] for label, m in shared},
+        config.attribution.model_dump(),
+        config.erased_below,
+        index < config.perplexity.edits and [config.perplexity.model_dump(), ppl_task[0]],
+    ]
+    key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:20]
+    path = cache_dir() / "privacy_shared_edits" / f"{key}.json"
+    with file_lock(path.with_suffix(".lock")):
+        if not path.exists():
+            write_json_atomic(path, _results(ctx, config, setup, target, index, methods, ppl_task))
+        return json.loads(path.read_text())
+
+
+def _results(
+    ctx: TaskContext,
+    config: PrivacyErasureConfig,
+    setup: _Setup,
+    target: PrivateFact,
+    index: int,
+    methods: dict[str, ErasureMethod],
+    ppl_task: tuple[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """Per method variant: attribute the target over the units it searches, edit, rescore."""
+    if not methods:
+        return {}
     model, lens = setup.model, setup.lens
     prompts = encode(model.tokenizer, setup.attribution_prompts[target.fact.id])
     # one clean-prefix cache for every block a method searches (knowledge neurons and DEPN search all)
@@ -271,14 +329,14 @@ def _edit_row(
     gen, loc = setup.gen_prompts[target.fact.id], setup.locality_facts(target, config)
     probe = [target.fact, *gen, *loc]
     before = [setup.before[f.id] for f in probe]
-    row: dict[str, Any] = {"id": target.fact.id, "relation": target.fact.relation, "methods": {}}
+    results = {}
     for label, method in methods.items():
         with method.erase(model, lens, attributions[keys[label]], values[label]) as edit:
             after = score_facts(model, probe, ctx.batch_size)
             ppl = None
             if index < config.perplexity.edits:
                 ppl = word_perplexity(model, ppl_task, config.perplexity.max_length, ctx.batch_size)
-        row["methods"][label] = {
+        results[label] = {
             "rel": share_erased(before[:1], after[:1], config.erased_below),
             "gen": share_erased(before[1 : 1 + len(gen)], after[1 : 1 + len(gen)], config.erased_below),
             "loc": share_kept(before[1 + len(gen) :], after[1 + len(gen) :]),
@@ -287,7 +345,7 @@ def _edit_row(
             "perplexity": ppl,
             "edit": edit,
         }
-    return row
+    return results
 
 
 def _summarize(
