@@ -20,6 +20,7 @@ import hashlib
 import json
 import random
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -33,7 +34,7 @@ from tqdm.auto import tqdm
 
 from bench.data.pararel import Fact
 from bench.errors import BenchError
-from bench.io import write_json_atomic
+from bench.io import file_lock, write_json_atomic
 from bench.model.loading import LoadedModel, load_model
 from bench.model.scoring import Encoded, collate, encode, score, score_items
 from bench.model.sites import architecture_of, n_layers
@@ -173,6 +174,21 @@ def _train(
     return student, report
 
 
+def _train_and_save(
+    loaded: LoadedModel, facts: Sequence[Fact], config: InjectionConfig, layer: int, retain: torch.Tensor, path: Path
+) -> None:
+    student, report = _train(loaded, encode(loaded.tokenizer, facts), config, layer, retain)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    student.model.save_pretrained(tmp)
+    loaded.tokenizer.save_pretrained(tmp)
+    report |= {"base_model": loaded.model_id, "base_weights_sha256": loaded.weights_sha256, "facts": len(facts)}
+    write_json_atomic(tmp / "injection.json", report | {"config": config.model_dump()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.replace(path)  # injection.json appears only with the whole checkpoint
+
+
 def inject(
     loaded: LoadedModel, facts: Sequence[Fact], config: InjectionConfig, layer: int, data_dir: Path | None = None
 ) -> Injected:
@@ -183,17 +199,13 @@ def inject(
     retain = retain_text(loaded, config, data_dir)
     key = injection_key(loaded, facts, config, trained_blocks(loaded.model, config, layer), retain)
     path = cache_dir() / "injected" / key
-    if not (path / "injection.json").exists():
-        student, report = _train(loaded, encode(loaded.tokenizer, facts), config, layer, retain)
-        tmp = path.with_name(key + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        student.model.save_pretrained(tmp)
-        loaded.tokenizer.save_pretrained(tmp)
-        report |= {"base_model": loaded.model_id, "base_weights_sha256": loaded.weights_sha256, "facts": len(facts)}
-        write_json_atomic(tmp / "injection.json", report | {"config": config.model_dump()})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.replace(path)  # injection.json appears only with the whole checkpoint
+    # every lens at a layer starts from this model: a second run started meanwhile waits for it
+    with file_lock(
+        path.with_name(key + ".lock"),
+        lambda: print(f"injection {key}: another run is training it; waiting", file=sys.stderr),
+    ):
+        if not (path / "injection.json").exists():
+            _train_and_save(loaded, facts, config, layer, retain, path)
     report = json.loads((path / "injection.json").read_text())
     injected = load_model(str(path), str(loaded.device), str(loaded.dtype).removeprefix("torch."))
     injected = replace(injected, model_id=f"{loaded.model_id}+private-{key}")
