@@ -156,9 +156,10 @@ def _cell_line(item: Item, cell: CellResult) -> str:
 
 
 def _results_table(cells: list[tuple[Item, CellResult]]) -> str:
-    """One table per task: a row per item, a `mean ± se` column per metric."""
-    tables = []
-    for task in dict.fromkeys(item.task.name for item, _ in cells):
+    """One table per task: a row per item, a `mean ± se` column per metric; or, for a task type with
+    its own run summary (privacy erasure's hundred metric columns), that summary per record."""
+    tables = [item.task.type.run_summary(cell.record) for item, cell in cells if item.task.type.run_summary is not None]
+    for task in dict.fromkeys(item.task.name for item, _ in cells if item.task.type.run_summary is None):
         rows = [(item, cell.record["metrics"]) for item, cell in cells if item.task.name == task]
         names = list(dict.fromkeys(name for _, metrics in rows for name in metrics))
         body = [

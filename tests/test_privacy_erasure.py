@@ -322,11 +322,22 @@ def _methods_of(record: dict) -> dict:
     return {label: registry.get(label.split("[")[0])(**m["options"]) for label, m in record["methods"].items()}
 
 
-def test_privacy_erasure_runs_end_to_end(tmp_path: Path, corpus_dir: Path) -> None:
+def test_privacy_erasure_runs_end_to_end(tmp_path: Path, corpus_dir: Path, capsys: pytest.CaptureFixture) -> None:
     model = _char_model(tmp_path / "model")
     task = tmp_path / "privacy_erasure.yaml"
     task.write_text(TINY_TASK)
     assert run_cli(model, task, corpus_dir, tmp_path / "out") == 0
+    # the run prints each method at the budget, their paired differences and every variant
+    printed = capsys.readouterr().out
+    for shown in (
+        "At the budget",
+        "| depn ",
+        "knowledge_neurons - depn",
+        "the erasure frontier",
+        "ablate_top_k[top_k=2]",
+    ):
+        assert shown in printed
+    assert "rel.ablate_top_k" not in printed  # not the generic hundred-column table
     [path] = (tmp_path / "out" / "privacy_erasure").rglob("*.json")
     record = json.loads(path.read_text())
     injection = record["injection"]

@@ -86,6 +86,9 @@ class TaskType:
     # per-item values behind a metric of a record, {item id: (cluster, value)}, for paired tests
     # between lenses over the same items; None (or a None result): only unpaired intervals
     item_values: Callable[[dict[str, Any], str], dict[str, tuple[str, float]] | None] | None = None
+    # what `bench run` prints for one record in place of the generic row of every metric (for
+    # tasks with too many metrics for one row); None: the generic row
+    run_summary: Callable[[dict[str, Any]], str] | None = None
 
     def metric(self, key: str) -> MetricSpec | None:
         """The spec of a record key such as ``specificity@5`` or ``rel.feature_edit[top_k=5]``."""
