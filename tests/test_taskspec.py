@@ -27,6 +27,8 @@ def test_shipped_tasks_validate() -> None:
     tau_sweep = load_task(plugins(), "feature_edit_tau")  # privacy erasure with one method, the paper's rule
     assert tau_sweep.type.name == "privacy_erasure"
     assert tau_sweep.config.methods == {"feature_edit": {"top_k": [1, 20], "mode": "zero_rows", "tau": [1, 3, 10]}}
+    lens_methods = load_task(plugins(), "privacy_erasure_lens_methods")  # the same task without the neuron baselines
+    assert set(lens_methods.config.methods) == {"feature_edit", "ablate_top_k"}
     base_lens = load_task(plugins(), "privacy_erasure_base_lens")  # the same task, the lens fitted before injection
     full = load_task(plugins(), "privacy_erasure")
     assert base_lens.config.lens_fit.model == "base" and full.config.lens_fit.model == "injected"
@@ -73,7 +75,7 @@ def test_unknown_task_name_lists_known_tasks() -> None:
     with pytest.raises(
         BenchError,
         match=r"unknown task 'nope'\. Known: feature_edit_tau, interpretability, knowledge_ablation, monosemanticity, "
-        r"polysemanticity, privacy_erasure, privacy_erasure_base_lens, sparse_probing",
+        r"polysemanticity, privacy_erasure, privacy_erasure_base_lens, privacy_erasure_lens_methods, sparse_probing",
     ):
         load_task(plugins(), "nope")
 
