@@ -377,6 +377,8 @@ def test_privacy_erasure_runs_end_to_end(tmp_path: Path, corpus_dir: Path, capsy
     assert main(["leaderboard", "--results-dir", str(tmp_path / "out"), "--output", str(board)]) == 0
     assert (board.parent / "erasure_frontier.png").stat().st_size > 0
     assert "erasure_frontier.png" in board.read_text()
+    assert "Rel at the budget paired over the same" in board.read_text()  # the methods' paired comparison
+    assert "knowledge_neurons - depn" in board.read_text()
     # the injected model is cached: a second run (forced) trains nothing and agrees
     assert run_cli(model, task, corpus_dir, tmp_path / "out", "--force") == 0
     again = json.loads(path.read_text())

@@ -89,6 +89,9 @@ class TaskType:
     # what `bench run` prints for one record in place of the generic row of every metric (for
     # tasks with too many metrics for one row); None: the generic row
     run_summary: Callable[[dict[str, Any]], str] | None = None
+    # markdown under the task's table on the leaderboard, from its records (e.g. paired comparisons
+    # of the methods inside each record); None: nothing
+    table_note: Callable[[list[dict[str, Any]]], str] | None = None
 
     def metric(self, key: str) -> MetricSpec | None:
         """The spec of a record key such as ``specificity@5`` or ``rel.feature_edit[top_k=5]``."""

@@ -348,7 +348,9 @@ def render(
     method_pages: Mapping[str, str] | None = None,
     task_types: Mapping[str, TaskType] | None = None,
     findings: str | None = None,
+    table_notes: Mapping[str, str] | None = None,
 ) -> str:
+    """``table_notes``: markdown under a task's table, by task name (from its type's table_note)."""
     detail = _middle_k(df[df["shown"]])
     types = installed_task_types() if task_types is None else task_types
     notes_all = caveats(df, types)
@@ -380,7 +382,8 @@ def render(
         for task in dict.fromkeys(detail.loc[detail["family"] == family, "task"]):
             part = detail[detail["task"] == task]
             link = f" ([method]({pages[task]}))" if task in pages else ""
-            parts.append(f"## {task}{link}\n\n{_task_table(part, refs, notes_all)}\n")
+            note = (table_notes or {}).get(task)
+            parts.append(f"## {task}{link}\n\n{_task_table(part, refs, notes_all)}\n" + (f"\n{note}\n" if note else ""))
     artifacts = [
         f"- {r.lens} / {r.site} / {r.task}: "
         + ", ".join(f"[{Path(a).stem.split('.')[-1]}]({os.path.relpath(a, out_dir)})" for a in r.artifacts)
@@ -447,7 +450,8 @@ def write_leaderboard(
         pages = _method_pages(records, task_types, out.parent)
         if fmt == "md":
             findings = _repo_page("docs/findings.md", out.parent)
-            write_atomic(out, render(df, command, out.parent, plots, pages, task_types, findings))
+            notes = _table_notes(records, task_types)
+            write_atomic(out, render(df, command, out.parent, plots, pages, task_types, findings, notes))
         else:
             top = headline(df)
             detail = _middle_k(df[df["shown"]])
@@ -458,6 +462,18 @@ def write_leaderboard(
             )  # fmt: skip
             write_atomic(out, page)
     return out
+
+
+def _table_notes(records: list[dict[str, Any]], task_types: Mapping[str, TaskType]) -> dict[str, str]:
+    """Each task's note from its type's table_note over the task's records, where it gives one."""
+    notes = {}
+    for task in dict.fromkeys(r["task"]["name"] for r in records):
+        mine = [r for r in records if r["task"]["name"] == task]
+        task_type = task_types.get(mine[0]["task"]["type"])
+        note = task_type.table_note(mine) if task_type and task_type.table_note else ""
+        if note:
+            notes[task] = note
+    return notes
 
 
 def _method_pages(records: list[dict[str, Any]], task_types: Mapping[str, TaskType], out_dir: Path) -> dict[str, str]:

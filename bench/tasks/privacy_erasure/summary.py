@@ -49,14 +49,9 @@ def run_summary(record: dict[str, Any]) -> str:
         for name, label in budget["chosen"].items()
     ]
     lines.append(tabulate(rows, headers=["method", "variant", "Rel", "Loc", "PPL ratio"], tablefmt="github"))
-    pairs = budget.get("paired_rel", [])
-    if pairs:
+    if budget.get("paired_rel"):
         lines += ["", "Rel at the budget, paired over the same test targets (a tie unless Holm's p < 0.05):"]
-        rows = [
-            [f"{p['a']} - {p['b']}", f"{p['diff']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}]", _p(p["p_holm"])]
-            for p in pairs
-        ]
-        lines.append(tabulate(rows, headers=["difference", "Rel", "p (Holm)"], tablefmt="github"))
+        lines.append(_paired_table(budget["paired_rel"]))
     lines += ["", "Every variant on the test half (the erasure frontier; `bench leaderboard` draws it):"]
     rows = [
         [label, *(_cell(metrics.get(f"{name}.{label}")) for name in ("rel", "gen", "loc", "ppl_ratio"))]
@@ -64,3 +59,26 @@ def run_summary(record: dict[str, Any]) -> str:
     ]
     lines.append(tabulate(rows, headers=["variant", "Rel", "Gen", "Loc", "PPL ratio"], tablefmt="github"))
     return "\n".join(lines)
+
+
+def _paired_table(pairs: list[dict[str, Any]]) -> str:
+    rows = [
+        [f"{p['a']} - {p['b']}", f"{p['diff']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}]", _p(p["p_holm"])]
+        for p in pairs
+    ]
+    return tabulate(rows, headers=["difference", "Rel", "p (Holm)"], tablefmt="github")
+
+
+def leaderboard_note(records: list[dict[str, Any]]) -> str:
+    """Under the leaderboard's privacy table: each record's methods compared at the budget, paired."""
+    parts = []
+    for record in records:
+        pairs = record.get("budget", {}).get("paired_rel")
+        if pairs:
+            n = pairs[0]["n"]
+            parts.append(
+                f"{record['lens']['name']} at `{record['lens']['site']}`: Rel at the budget paired over the same "
+                f"{n} test targets (relations resampled, Holm-adjusted; a tie unless p < 0.05):\n\n"
+                + _paired_table(pairs)
+            )
+    return "\n\n".join(parts)

@@ -46,7 +46,7 @@ from bench.tasks.privacy_erasure.people import PrivateFact, generate
 from bench.tasks.privacy_erasure.perplexity import word_perplexity, write_task
 from bench.tasks.privacy_erasure.plot import frontier_plot
 from bench.tasks.privacy_erasure.scores import PromptScore, share_erased, share_kept
-from bench.tasks.privacy_erasure.summary import run_summary
+from bench.tasks.privacy_erasure.summary import leaderboard_note, run_summary
 from bench.tasks.privacy_erasure.targets import choose_targets, split_by_person
 
 
@@ -510,4 +510,5 @@ TASK_TYPE = TaskType(
     method_page="docs/methods/privacy_erasure.md",
     plot=frontier_plot,
     run_summary=run_summary,
+    table_note=leaderboard_note,
 )
