@@ -33,9 +33,6 @@ UnitEdit = Callable[[torch.Tensor], torch.Tensor]
 class Lens(ABC):
     site: str  # TransformerLens-style name of the site whose activation the units re-express
     reads: tuple[str, ...] = ()  # further sites encode() needs; they must run before `site`
-    # True when unit i is coordinate i of the site (MLP neurons): methods that edit the model's
-    # weights by the site's coordinates (knowledge neurons, DEPN) need it
-    units_are_site_coordinates: bool = False
 
     @property
     @abstractmethod
@@ -61,8 +58,6 @@ class Lens(ABC):
 
 class SiteCoordinates(Lens):
     """The site's own coordinates as units (for measuring a site's reference activation)."""
-
-    units_are_site_coordinates = True
 
     def __init__(self, site: str, width: int):
         self.site, self._n_units = site, width
