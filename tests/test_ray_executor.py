@@ -38,6 +38,18 @@ def _records(folder: Path) -> dict[str, dict]:
     return {path.name: json.loads(path.read_text()) for path in folder.rglob("*.json")}
 
 
+def _close(a: object, b: object) -> bool:
+    """Equal structure and equal numbers up to float32 rounding: a Ray worker runs torch on its own
+    number of threads, so its reductions may sum in another order (KLs of ~1e-7 then differ by ~1e-8)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[key], b[key]) for key in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-4, abs=1e-7)
+    return a == b
+
+
 def test_ray_records_equal_local_records(local_ray, tiny_model_dirs, corpus_dir, tmp_path) -> None:
     task = tmp_path / "task.yaml"
     task.write_text(TASK)
@@ -48,7 +60,7 @@ def test_ray_records_equal_local_records(local_ray, tiny_model_dirs, corpus_dir,
     local, on_ray = _records(tmp_path / "local"), _records(tmp_path / "ray")
     assert len(local) == 4 and sorted(local) == sorted(on_ray)  # 2 lenses x 2 layers, the same record ids
     for name, record in local.items():
-        assert on_ray[name]["metrics"] == record["metrics"] and on_ray[name]["items"] == record["items"]
+        assert _close(on_ray[name]["metrics"], record["metrics"]) and _close(on_ray[name]["items"], record["items"])
     assert not list((tmp_path / "ray").rglob("*.partial.jsonl"))
 
 
@@ -113,4 +125,4 @@ def test_items_finished_before_a_worker_died_are_kept_and_resumed(
     # the marker is set now: the lens runs through
     assert _run(model, task, corpus_dir, tmp_path / "local", "dying_late", *one_fact_per_step) == 0
     (local,) = _records(tmp_path / "local").values()
-    assert resumed["items"] == local["items"] and resumed["metrics"] == local["metrics"]
+    assert _close(resumed["items"], local["items"]) and _close(resumed["metrics"], local["metrics"])
