@@ -307,3 +307,19 @@ def test_the_html_page_carries_the_same_caveat_marks_and_the_detectable_differen
     assert len(rows) == 3 and "†1</sup>" in cheap_row and "†" not in costly_row
     assert "†1: " in headline and "costliest edit (KL 0.006) stays under this budget" in headline
     assert "Smallest difference between two lenses" in headline
+
+
+def test_a_refitted_lens_is_named_by_the_weights_the_task_used() -> None:
+    """Privacy erasure fine-tunes the SAE on the model it edits: the row names that SAE, not the base one."""
+    from bench.report.labels import sae_column
+    from bench.report.leaderboard import frame
+
+    rec = with_sae(
+        record("sae_post_mlp", "blocks.2.hook_resid_post", {"selectivity_at_kl@0.05": 0.5}, "2026-01-01", "p")
+    )
+    base = "/root/.cache/lens-bench/saes/ab12/blocks.2.hook_resid_post"
+    rec["lens"]["config"].update(sae=base, sae_sha256="b" * 64)
+    assert sae_column(rec) == "trained bbbbbbbb"
+    rec["lens_fit"] = {"refitted": True, "lens": {"sae": f"{base}+finetuned-4d3f", "sae_sha256": "f" * 64}}
+    assert sae_column(rec) == "trained (finetuned-4d3f) ffffffff"
+    assert set(frame([rec])["sae_sha256"]) == {"f" * 12}

@@ -495,3 +495,24 @@ def test_activation_edits_set_units_to_the_reference_value(tiny_llama: LoadedMod
     blocks = DEPN(top_k=1, layers="lens").searched(tiny_llama, lens)
     depn = logits(DEPN(top_k=1, layers="lens").erase(tiny_llama, lens, scores, [value] * len(blocks)))
     torch.testing.assert_close(depn, at_value)
+
+
+def test_the_run_summary_says_when_a_metric_was_measured_on_fewer_targets() -> None:
+    from bench.tasks.privacy_erasure.summary import run_summary
+
+    metric = {"mean": 0.5, "se": 0.1, "n": 10, "clusters": 5}
+    record = {
+        "lens": {"name": "sae_post_mlp", "site": "blocks.1.hook_resid_post"},
+        "injection": {"learnt": 18, "of": 18},
+        "splits": {"dev_targets": 10, "test_targets": 10},
+        "perplexity": {"injection_ratio": 1.0},
+        "lens_fit": {"model": "injected"},
+        "budget": {"config": {"min_loc": 0.9, "max_ppl_ratio": 1.05}, "chosen": {"ablate_top_k": None}},
+        "methods": {"ablate_top_k[top_k=1]": {}},
+        "metrics": {
+            "rel.ablate_top_k[top_k=1]": metric,
+            "gen.ablate_top_k[top_k=1]": {**metric, "n": 4, "clusters": 2},  # held-out templates answered by 4
+        },
+    }
+    row = next(line for line in run_summary(record).splitlines() if line.startswith("| ablate_top_k[top_k=1]"))
+    assert row.count("(n=4 of 10)") == 1 and "none within budget" in run_summary(record)

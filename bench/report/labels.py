@@ -27,8 +27,16 @@ def trained_variant(source: str) -> str | None:
     return Path(source).name.partition("+")[2]  # e.g. blocks.16.hook_mlp_out+standard_ne
 
 
-def sae_column(record: dict[str, Any]) -> str:
+def lens_weights(record: dict[str, Any]) -> dict[str, Any]:
+    """The lens's configuration with the weights the task actually used: a task that refits the
+    lens (privacy erasure fine-tunes an SAE on the model it edits) records them under `lens_fit.lens`."""
     config = record["lens"]["config"]
+    refitted = record.get("lens_fit") or {}
+    return {**config, **refitted["lens"]} if refitted.get("refitted") and refitted.get("lens") else config
+
+
+def sae_column(record: dict[str, Any]) -> str:
+    config = lens_weights(record)
     source = config.get("sae")
     if not source:
         return ""
@@ -42,7 +50,7 @@ def sae_column(record: dict[str, Any]) -> str:
 
 def lens_label(record: dict[str, Any]) -> str:
     """How plots name a lens: with the SAE variant or external SAE when it is not the default."""
-    lens, source = record["lens"]["name"], record["lens"]["config"].get("sae")
+    lens, source = record["lens"]["name"], lens_weights(record).get("sae")
     if not source:
         return lens
     variant = trained_variant(source)

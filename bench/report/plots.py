@@ -105,10 +105,10 @@ def distinct_styles(n: int) -> list[tuple[str, Any]]:
 def erasure_frontier(
     rows: Sequence[Mapping[str, Any]], min_loc: float | None, max_ppl_ratio: float | None, path: Path
 ) -> Path:
-    """Rel against side effects (1 − Loc, and the perplexity ratio), one line per (lens, method)
-    through the points of its sweep, the side-effect budget shaded. A color per lens (and
-    layer), a marker and line style per method, so a dozen lines stay apart; the swept values
-    are written beside the points of the left panel only (the right one has the same order).
+    """Rel against side effects (1 − Loc, and the perplexity ratio on a log axis), one line per
+    (lens, method) through the points of its sweep, the side-effect budget shaded. A color per
+    lens (and layer), a marker and line style per method, so a dozen lines stay apart; the swept
+    values are written beside the points of the left panel only (the right one has the same order).
 
     rows: dicts with lens, method (base name), variant (the swept values), rel, loc, ppl_ratio (or None),
     and optionally their standard errors (rel_se, loc_se, ppl_ratio_se), drawn as 95 % intervals.
@@ -132,10 +132,14 @@ def erasure_frontier(
                 ax.plot([x for x, _, _ in shown], [y for _, y, _ in shown], markersize=4, **style)
             with_se = [r for r in drawn if r.get("rel_se") is not None and r.get(x_se) is not None]
             if with_se:
+                xs = [x_of(r) for r in with_se]
+                half = [1.96 * r[x_se] for r in with_se]
+                # on the log axis an interval reaching 0 or below is drawn down to a hundredth of its point
+                below = [min(h, 0.99 * x) if ax is axes[1] else h for x, h in zip(xs, half, strict=True)]
                 ax.errorbar(
-                    [x_of(r) for r in with_se],
+                    xs,
                     [r["rel"] for r in with_se],
-                    xerr=[1.96 * r[x_se] for r in with_se],
+                    xerr=[below, half],
                     yerr=[1.96 * r["rel_se"] for r in with_se],
                     fmt="none",
                     ecolor=style["color"],
@@ -151,7 +155,9 @@ def erasure_frontier(
     if max_ppl_ratio is not None:
         axes[1].axvspan(1, max_ppl_ratio, color="green", alpha=0.08)
     axes[0].set_xlabel("1 − Loc (unrelated facts broken)")
-    axes[1].set_xlabel("WikiText-2 perplexity after / before")
+    # a log axis: one swept edit can multiply perplexity by millions, the budget is a few percent
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("WikiText-2 perplexity after / before (log scale)")
     axes[0].set_ylabel("Rel (target facts erased)")
     for ax in axes:
         ax.set_ylim(-0.03, 1.03)

@@ -12,14 +12,17 @@ from tabulate import tabulate
 from bench.report.labels import interval, single_cluster
 
 
-def _cell(metric: dict[str, Any] | None) -> str:
-    """`mean [low, high]` to three places (a perplexity ratio's interval lies within 1 ± 0.01)."""
+def _cell(metric: dict[str, Any] | None, targets: int) -> str:
+    """`mean [low, high]` to three places (a perplexity ratio's interval lies within 1 ± 0.01),
+    with the count where fewer than the test targets were measured (Gen: only the targets whose
+    held-out templates the injected model answers)."""
     if metric is None:
         return ""
+    fewer = f" (n={metric['n']} of {targets})" if metric["n"] < targets else ""
     if single_cluster(metric):
-        return f"{metric['mean']:.3f} [n/a: 1 relation]"
+        return f"{metric['mean']:.3f} [n/a: 1 relation]{fewer}"
     low, high = interval(metric["mean"], metric["se"])
-    return f"{metric['mean']:.3f} [{low:.3f}, {high:.3f}]"
+    return f"{metric['mean']:.3f} [{low:.3f}, {high:.3f}]{fewer}"
 
 
 def _p(value: float) -> str:
@@ -30,6 +33,7 @@ def run_summary(record: dict[str, Any]) -> str:
     metrics, budget = record["metrics"], record["budget"]
     limits = budget["config"]
     injection, splits, ppl = record["injection"], record["splits"], record["perplexity"]
+    targets = splits["test_targets"]
     lines = [
         f"{record['lens']['name']} at {record['lens']['site']}: {injection['learnt']} of {injection['of']} private "
         f"facts learnt, WikiText-2 perplexity x{ppl['injection_ratio']:.3f} after injection; "
@@ -42,9 +46,9 @@ def run_summary(record: dict[str, Any]) -> str:
         [
             name,
             label or "none within budget (erases nothing)",
-            _cell(metrics.get(f"rel_at_budget.{name}")),
-            _cell(metrics.get(f"loc_at_budget.{name}")),
-            _cell(metrics.get(f"ppl_ratio_at_budget.{name}")),
+            _cell(metrics.get(f"rel_at_budget.{name}"), targets),
+            _cell(metrics.get(f"loc_at_budget.{name}"), targets),
+            _cell(metrics.get(f"ppl_ratio_at_budget.{name}"), targets),
         ]
         for name, label in budget["chosen"].items()
     ]
@@ -54,7 +58,7 @@ def run_summary(record: dict[str, Any]) -> str:
         lines.append(_paired_table(budget["paired_rel"]))
     lines += ["", "Every variant on the test half (the erasure frontier; `bench leaderboard` draws it):"]
     rows = [
-        [label, *(_cell(metrics.get(f"{name}.{label}")) for name in ("rel", "gen", "loc", "ppl_ratio"))]
+        [label, *(_cell(metrics.get(f"{name}.{label}"), targets) for name in ("rel", "gen", "loc", "ppl_ratio"))]
         for label in record["methods"]
     ]
     lines.append(tabulate(rows, headers=["variant", "Rel", "Gen", "Loc", "PPL ratio"], tablefmt="github"))
