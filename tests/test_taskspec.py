@@ -29,10 +29,14 @@ def test_shipped_tasks_validate() -> None:
     assert tau_sweep.config.methods == {"feature_edit": {"top_k": [1, 20], "mode": "zero_rows", "tau": [1, 3, 10]}}
     lens_methods = load_task(plugins(), "privacy_erasure_lens_methods")  # the same task without the neuron baselines
     assert set(lens_methods.config.methods) == {"feature_edit", "ablate_top_k"}
-    base_lens = load_task(plugins(), "privacy_erasure_base_lens")  # the same task, the lens fitted before injection
     full = load_task(plugins(), "privacy_erasure")
-    assert base_lens.config.lens_fit.model == "base" and full.config.lens_fit.model == "injected"
-    assert base_lens.config.model_dump(exclude={"lens_fit", "description"}) == full.config.model_dump(
+    assert lens_methods.config.model_dump(exclude={"methods", "description"}) == full.config.model_dump(
+        exclude={"methods", "description"}
+    )
+    # includes chain: the lens methods again, with the lens fitted before injection
+    base_lens = load_task(plugins(), "privacy_erasure_base_lens")
+    assert base_lens.config.lens_fit.model == "base" and lens_methods.config.lens_fit.model == "injected"
+    assert base_lens.config.model_dump(exclude={"lens_fit", "description"}) == lens_methods.config.model_dump(
         exclude={"lens_fit", "description"}
     )
 
