@@ -400,10 +400,9 @@ def test_neuron_baselines_are_computed_once_per_layer_whatever_the_lens(
     assert run_cli(model, task, corpus_dir, tmp_path / "out") == 0
     computed = task_module._results
 
-    def lens_methods_only(*args, **kwargs):
-        methods = args[5]
+    def lens_methods_only(job, methods):
         assert all(method.uses_lens for method in methods.values()), "a neuron baseline was recomputed"
-        return computed(*args, **kwargs)
+        return computed(job, methods)
 
     monkeypatch.setattr(task_module, "_results", lens_methods_only)
     assert run_cli(model, task, corpus_dir, tmp_path / "out", units="random") == 0

@@ -17,6 +17,7 @@ import json
 import random
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -231,41 +232,38 @@ def fitted_lens(
     return lens, info | {"lens": lens.config(), "base_lens": ctx.lens.config()}
 
 
-def _edit_row(
-    ctx: TaskContext,
-    config: PrivacyErasureConfig,
-    setup: _Setup,
-    target: PrivateFact,
-    index: int,
-    methods: dict[str, ErasureMethod],
-    ppl_task: tuple[str, Any],
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _TargetEdit:
+    """What every method's edit of one target is computed from."""
+
+    ctx: TaskContext
+    config: PrivacyErasureConfig
+    setup: _Setup
+    target: PrivateFact
+    index: int  # within its half: perplexity is measured on the first `perplexity.edits` edits
+    ppl_task: tuple[str, Any]
+
+
+def _edit_row(job: _TargetEdit, methods: dict[str, ErasureMethod]) -> dict[str, Any]:
     """Every method's edit of one target. Methods that never use the lens's units (the neuron
     baselines) give the same results under every lens at a layer: they are computed once and
     cached, and a second lens's run reads them."""
     shared = {label: m for label, m in methods.items() if not m.uses_lens}
     own = {label: m for label, m in methods.items() if m.uses_lens}
-    results = _shared_results(ctx, config, setup, target, index, shared, ppl_task) if shared else {}
-    results |= _results(ctx, config, setup, target, index, own, ppl_task)
+    results = _shared_results(job, shared) if shared else {}
+    results |= _results(job, own)
     return {
-        "id": target.fact.id,
-        "relation": target.fact.relation,
+        "id": job.target.fact.id,
+        "relation": job.target.fact.relation,
         "methods": {label: results[label] for label in methods},
     }
 
 
-def _shared_results(
-    ctx: TaskContext,
-    config: PrivacyErasureConfig,
-    setup: _Setup,
-    target: PrivateFact,
-    index: int,
-    methods: dict[str, ErasureMethod],
-    ppl_task: tuple[str, Any],
-) -> dict[str, dict[str, Any]]:
+def _shared_results(job: _TargetEdit, methods: dict[str, ErasureMethod]) -> dict[str, dict[str, Any]]:
     """`_results` of lens-independent methods, cached by everything they depend on (the injected
     model's weights, the target and its probes, the methods' options and searched sites, and the
     attribution, scoring and perplexity settings); a lock makes a concurrent run wait for them."""
+    setup, config, target = job.setup, job.config, job.target
     probe = [setup.attribution_prompts[target.fact.id], setup.gen_prompts[target.fact.id]]
     shared = methods.items()
     identity = [
@@ -276,28 +274,21 @@ def _shared_results(
         {label: [m.name, m.model_dump(), [u.site for u in m.searched(setup.model, setup.lens)]] for label, m in shared},
         config.attribution.model_dump(),
         config.erased_below,
-        index < config.perplexity.edits and [config.perplexity.model_dump(), ppl_task[0]],
+        job.index < config.perplexity.edits and [config.perplexity.model_dump(), job.ppl_task[0]],
     ]
     key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:20]
     path = cache_dir() / "privacy_shared_edits" / f"{key}.json"
     with file_lock(path.with_suffix(".lock")):
         if not path.exists():
-            write_json_atomic(path, _results(ctx, config, setup, target, index, methods, ppl_task))
+            write_json_atomic(path, _results(job, methods))
         return json.loads(path.read_text())
 
 
-def _results(
-    ctx: TaskContext,
-    config: PrivacyErasureConfig,
-    setup: _Setup,
-    target: PrivateFact,
-    index: int,
-    methods: dict[str, ErasureMethod],
-    ppl_task: tuple[str, Any],
-) -> dict[str, dict[str, Any]]:
+def _results(job: _TargetEdit, methods: dict[str, ErasureMethod]) -> dict[str, dict[str, Any]]:
     """Per method variant: attribute the target over the units it searches, edit, rescore."""
     if not methods:
         return {}
+    ctx, config, setup, target = job.ctx, job.config, job.setup, job.target
     model, lens = setup.model, setup.lens
     prompts = encode(model.tokenizer, setup.attribution_prompts[target.fact.id])
     # one clean-prefix cache for every block a method searches (knowledge neurons and DEPN search all)
@@ -335,8 +326,8 @@ def _results(
         with method.erase(model, lens, attributions[keys[label]], values[label]) as edit:
             after = score_facts(model, probe, ctx.batch_size)
             ppl = None
-            if index < config.perplexity.edits:
-                ppl = word_perplexity(model, ppl_task, config.perplexity.max_length, ctx.batch_size)
+            if job.index < config.perplexity.edits:
+                ppl = word_perplexity(model, job.ppl_task, config.perplexity.max_length, ctx.batch_size)
         results[label] = {
             "rel": share_erased(before[:1], after[:1], config.erased_below),
             "gen": share_erased(before[1 : 1 + len(gen)], after[1 : 1 + len(gen)], config.erased_below),
@@ -435,7 +426,7 @@ def _edits(
     for half, targets in halves.items():
         for index, target in enumerate(targets):  # ΔPPL is measured on the first edits of each half
             if target.fact.id not in done:
-                row = _edit_row(ctx, config, setup, target, index, methods, ppl_task)
+                row = _edit_row(_TargetEdit(ctx, config, setup, target, index, ppl_task), methods)
                 done[target.fact.id] = row | {"half": half}
                 ctx.slot.log_items([done[target.fact.id]])
                 bar.update(1)
