@@ -15,6 +15,7 @@ from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerF
 
 from bench.model.lens import Lens
 from bench.model.loading import LoadedModel
+from bench.model.reference import AblationValue, UnitReference
 from bench.model.sites import Site, n_layers, neuron_output_weight, writer_weight
 from bench.tasks.privacy_erasure.methods import DEPN, FeatureEdit, KnowledgeNeurons, zeroed
 from bench.tasks.privacy_erasure.people import RELATIONS, TEMPLATES, generate
@@ -117,7 +118,7 @@ def test_feature_edit_projects_the_directions_out_of_the_writing_matrix(site: st
 @pytest.mark.parametrize("reference", ["zero", "mean"])
 @pytest.mark.parametrize("arch", sorted(ARCH_CONFIGS))
 def test_feature_edit_at_the_residual_stream_removes_the_direction_for_every_later_reader(
-    arch: str, reference: str, tiny_model_dirs, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
+    arch: str, reference: AblationValue, tiny_model_dirs, corpus_dir: Path
 ) -> None:
     """After a project edit at resid_post L, adding α·d to the stream at L (at every position but
     the first, the sink no edit touches) changes no logit, for any α: no later block, norm
@@ -136,7 +137,6 @@ def test_feature_edit_at_the_residual_stream_removes_the_direction_for_every_lat
     ids = torch.tensor([[3, 5, 7, 9, 11]])
     after_sink = torch.ones(1, ids.shape[1], 1)
     after_sink[:, 0] = 0
-    monkeypatch.setenv("LENS_BENCH_DATA", str(corpus_dir))  # the mean reference is measured on WikiText
 
     def logits(alpha: float) -> torch.Tensor:
         with hooked(loaded.model, {lens.site: lambda x: x + alpha * direction[0] * after_sink}), torch.no_grad():
@@ -144,7 +144,11 @@ def test_feature_edit_at_the_residual_stream_removes_the_direction_for_every_lat
 
     base = logits(0.0)
     assert not torch.allclose(logits(5.0), base, atol=1e-3)  # the probe can fail: d matters unedited
-    with FeatureEdit(top_k=1, reference=reference).erase(loaded, lens, torch.tensor([[1.0]])) as edit:
+    method = FeatureEdit(top_k=1)
+    assert [(u.site, u.n_units) for u in method.edited(loaded, lens)] == [(lens.site, d)]  # the stream itself
+    # the task hands the edit its site's reference value: the stream's WikiText mean, or 0
+    values = [UnitReference.measure(loaded, site, reference, corpus_dir).mean for site in method.edited(loaded, lens)]
+    with method.erase(loaded, lens, torch.tensor([[1.0]]), values) as edit:
         assert edit["norms_blinded"] == len(stream_reading_norms(loaded.model, 1))
         edited = logits(0.0)
         for alpha in (-7.0, 0.5, 30.0):

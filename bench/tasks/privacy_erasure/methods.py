@@ -30,9 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bench.model.interventions import unit_mask, units_ablated_at
 from bench.model.lens import BlockNeurons, Lens, SiteCoordinates, WritesDirections
 from bench.model.loading import LoadedModel
-from bench.model.reference import UnitReference
 from bench.model.sites import Site, n_layers, neuron_output_weight, site_width, stream_read_without, writer_weight
-from bench.paths import data_dir
 
 
 class ErasureMethod(BaseModel, ABC):
@@ -53,13 +51,19 @@ class ErasureMethod(BaseModel, ABC):
         in this order: the lens under test unless the method searches more (every block's neurons)."""
         return [lens]
 
+    def edited(self, loaded: LoadedModel, lens: Lens) -> Sequence[Lens]:
+        """The lenses whose reference values `erase` receives as `values`, in this order: the
+        searched units by default (they are what the edit sets to their reference)."""
+        return self.searched(loaded, lens)
+
     @abstractmethod
     def erase(
         self, loaded: LoadedModel, lens: Lens, scores: torch.Tensor, values: Sequence[torch.Tensor] | None = None
     ) -> AbstractContextManager[dict[str, Any]]:
         """Edit the model for one fact; `scores` [n_prompts, n_units] are its attributions over
-        the units of `searched(loaded, lens)`, side by side. `values`: per searched lens, the value
-        [n_units] a removed unit is set to (the attribution's baseline; None: 0).
+        the units of `searched(loaded, lens)`, side by side. `values`: per lens of
+        `edited(loaded, lens)`, the reference value [n_units] of its units (the attribution's
+        baseline, which a removed unit is set to; None: 0).
 
         Yields what was edited (units, weights zeroed) for the record.
         """
@@ -132,18 +136,6 @@ def _projected_out_of_writer(weight: torch.Tensor, basis: torch.Tensor) -> torch
     return w - q @ (q.T @ w)
 
 
-_STREAM_MEANS: dict[tuple[str, str, str], torch.Tensor] = {}
-
-
-def stream_mean(loaded: LoadedModel, site: str) -> torch.Tensor:
-    """The site's mean activation on WikiText-2 validation (positions ≥ 1), once per model and site."""
-    key = (loaded.weights_sha256, str(loaded.dtype), site)
-    if key not in _STREAM_MEANS:
-        coordinates = SiteCoordinates(site, site_width(loaded.model, Site.parse(site)))
-        _STREAM_MEANS[key] = UnitReference.measure(loaded, coordinates, "mean", data_dir()).mean
-    return _STREAM_MEANS[key]
-
-
 def _relative_change(weight: torch.Tensor, new: torch.Tensor) -> float:
     """‖W' − W‖ / ‖W‖."""
     w = weight.detach().float()
@@ -157,8 +149,9 @@ class FeatureEdit(ErasureMethod):
       directions, W ← (I − QQᵀ)W; at resid_post (written by every block before it) every later
       reader of the stream (each later block's attention and MLP, and the unembedding) stops
       reading them: where each later norm takes the stream in, its component in their span is set
-      to its WikiText mean (``reference: mean``, the harness's one ablation rule; ``zero``
-      projects it out), at every position but the first. Whoever wrote the direction, nothing
+      to the site's reference value (the attribution baseline, the harness's one ablation rule:
+      the WikiText mean by default; ``baseline: zero`` projects it out), at every position but
+      the first. Whoever wrote the direction, nothing
       downstream reads what it varies with. Projecting to 0 instead removes the stream's mean
       along the direction too, which a decoder direction shares with most tokens: on the
       default model that alone multiplied perplexity by 5-20.
@@ -171,9 +164,6 @@ class FeatureEdit(ErasureMethod):
     description: ClassVar[str] = "SAE lenses: the top-k features' decoder directions no longer written or read"
     top_k: int = Field(5, ge=1)
     mode: Literal["project", "zero_rows"] = "project"
-    reference: Literal["mean", "zero"] = Field(
-        "mean", description="project at resid_post: readers see the directions' component at its WikiText mean, or 0"
-    )
     tau: float = Field(3.0, gt=0, description="zero_rows: threshold in units of 1/sqrt(d)")
 
     def unsupported(self, lens: Lens) -> str | None:
@@ -182,6 +172,10 @@ class FeatureEdit(ErasureMethod):
         hook = Site.parse(lens.site).hook
         writable = ("hook_resid_post", "hook_mlp_out", "hook_attn_out")
         return None if hook in writable else f"its site {hook} has no writing weight (needs one of {writable})"
+
+    def edited(self, loaded: LoadedModel, lens: Lens) -> list[Lens]:
+        # what a resid_post edit centres on is the stream itself, in the model's coordinates
+        return [SiteCoordinates(lens.site, site_width(loaded.model, Site.parse(lens.site)))]
 
     @contextmanager
     def erase(
@@ -200,7 +194,7 @@ class FeatureEdit(ErasureMethod):
             return
         basis = orthonormal_basis(directions)
         if site.hook == "hook_resid_post":
-            centre = stream_mean(loaded, lens.site) if self.reference == "mean" else None
+            centre = values[0] if values else None
             with stream_read_without(loaded.model, site.layer, basis, centre) as norms:
                 yield {"units": units.tolist(), "norms_blinded": norms}
             return

@@ -205,7 +205,7 @@ class _Setup:
         self.learnt = [p for p in self.private if self.before[p.fact.id].greedy_correct]
 
     def reference(self, ctx: TaskContext, attribution: ErasureAttributionConfig, unit_lens: Lens) -> torch.Tensor:
-        """A searched lens's units' reference value on the injected model (measured once per site)."""
+        """A lens's units' reference value on the injected model (measured once per site and lens kind)."""
         key = (unit_lens.site, type(unit_lens).__name__, unit_lens.n_units, attribution.baseline)
         if key not in self._references:
             measured = UnitReference.measure(self.model, unit_lens, attribution.baseline, ctx.data_dir)
@@ -295,12 +295,13 @@ def _results(job: _TargetEdit, methods: dict[str, ErasureMethod]) -> dict[str, d
     prefixes = CleanPrefixes(model, prompts, ctx.batch_size) if ctx.reuse_clean else None
     steps = config.attribution.ig_steps
     # methods that attribute the same way over the same units share the scores
-    keys, attributions, values = {}, {}, {}
+    keys, attributions = {}, {}
     for label, method in methods.items():
         searched = method.searched(model, lens)
-        values[label] = [setup.reference(ctx, config.attribution, unit_lens) for unit_lens in searched]
         keys[label] = (method.attribution, tuple(unit_lens.site for unit_lens in searched))
         if keys[label] not in attributions:
+            # integrated gradients start from the value an edit sets a unit to
+            baselines = [setup.reference(ctx, config.attribution, unit_lens) for unit_lens in searched]
             scores = [
                 attribute(
                     model,
@@ -315,7 +316,7 @@ def _results(job: _TargetEdit, methods: dict[str, ErasureMethod]) -> dict[str, d
                     positions=config.attribution.positions,
                     objective=config.attribution.objective,
                 )
-                for unit_lens, value in zip(searched, values[label], strict=True)
+                for unit_lens, value in zip(searched, baselines, strict=True)
             ]
             attributions[keys[label]] = torch.cat(scores, dim=1)
     gen, loc = setup.gen_prompts[target.fact.id], setup.locality_facts(target, config)
@@ -323,7 +324,8 @@ def _results(job: _TargetEdit, methods: dict[str, ErasureMethod]) -> dict[str, d
     before = [setup.before[f.id] for f in probe]
     results = {}
     for label, method in methods.items():
-        with method.erase(model, lens, attributions[keys[label]], values[label]) as edit:
+        values = [setup.reference(ctx, config.attribution, unit_lens) for unit_lens in method.edited(model, lens)]
+        with method.erase(model, lens, attributions[keys[label]], values) as edit:
             after = score_facts(model, probe, ctx.batch_size)
             ppl = None
             if job.index < config.perplexity.edits:
