@@ -439,6 +439,26 @@ def test_injection_trains_only_the_configured_weights(
         assert moved == {n for n, _ in tiny_llama.model.named_parameters() if n.startswith("model.layers.1.mlp.")}
 
 
+def test_the_retain_windows_are_whole_windows_of_wikitext_valid_as_many_as_it_holds(
+    tiny_llama: LoadedModel, corpus_dir: Path
+) -> None:
+    """The KL term's windows come from the validation split (perplexity is measured on test): up to
+    the pool, fewer where the split is short, never a partial window; an empty split is an error."""
+    from bench.errors import BenchError
+    from bench.model.text_kl import wikitext_tokens
+    from bench.tasks.privacy_erasure.injection import InjectionConfig, retain_text
+
+    config = InjectionConfig(retain_pool=10**6, retain_length=8)
+    windows = retain_text(tiny_llama, config, corpus_dir)
+    valid = wikitext_tokens(corpus_dir, tiny_llama.tokenizer, 10**9, "valid")
+    assert windows.shape == (len(valid) // 8, 8)
+    assert torch.equal(windows.flatten(), valid[: windows.numel()])
+    assert retain_text(tiny_llama, config.model_copy(update={"retain_pool": 2}), corpus_dir).shape == (2, 8)
+    long_windows = config.model_copy(update={"retain_length": len(valid) + 1})
+    with pytest.raises(BenchError, match=r"WikiText-2 valid has \d+ tokens, fewer than"):
+        retain_text(tiny_llama, long_windows, corpus_dir)
+
+
 def test_feature_edit_erases_a_fact_planted_on_one_feature_and_keeps_the_others(tiny_llama: LoadedModel) -> None:
     """Six facts, each stored by its own direction: the prompt's last (trigger) token writes c·dᵢ
     into the stream and the answer's unembedding reads dᵢ. FeatureEdit on fact 0's feature (at

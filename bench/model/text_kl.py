@@ -14,13 +14,22 @@ from bench.model.loading import LoadedModel
 
 
 def wikitext_windows(
-    data_dir: Path | None, tokenizer: PreTrainedTokenizerBase, n: int, length: int, split: str = "test"
+    data_dir: Path | None,
+    tokenizer: PreTrainedTokenizerBase,
+    n: int,
+    length: int,
+    split: str = "test",
+    up_to: bool = False,
 ) -> torch.Tensor:
-    """[n, length] token ids: consecutive windows from the start of a WikiText-2 split."""
+    """[n, length] token ids: consecutive windows from the start of a WikiText-2 split (with
+    `up_to`, as many whole windows as the split holds, at most n and at least one)."""
     ids = wikitext_tokens(data_dir, tokenizer, n * length, split)
-    if len(ids) < n * length:
-        raise BenchError(f"WikiText-2 {split} has {len(ids)} tokens, fewer than the {n} x {length} asked for.")
-    return ids.view(n, length)
+    needed = length if up_to else n * length
+    if len(ids) < needed:
+        raise BenchError(
+            f"WikiText-2 {split} has {len(ids)} tokens, fewer than the {needed // length} x {length} asked for."
+        )
+    return ids[: len(ids) // length * length].view(-1, length)
 
 
 def wikitext_tokens(data_dir: Path | None, tokenizer: PreTrainedTokenizerBase, limit: int, split: str) -> torch.Tensor:

@@ -38,7 +38,7 @@ from bench.io import file_lock, write_json_atomic
 from bench.model.loading import LoadedModel, load_model
 from bench.model.scoring import Encoded, collate, encode, score, score_items
 from bench.model.sites import architecture_of, n_layers
-from bench.model.text_kl import wikitext_tokens
+from bench.model.text_kl import wikitext_windows
 from bench.paths import cache_dir
 
 
@@ -106,13 +106,9 @@ def greedy_correct(loaded: LoadedModel, items: Sequence[Encoded], batch_size: in
 def retain_text(loaded: LoadedModel, config: InjectionConfig, data_dir: Path | None) -> torch.Tensor:
     """[≤ pool, length] WikiText-2 *valid* windows for the KL term (perplexity is measured on the
     test split, so the regularizer never sees it); empty when off."""
-    length = config.retain_length
     if config.retain_weight == 0:
-        return torch.empty(0, length, dtype=torch.long)
-    ids = wikitext_tokens(data_dir, loaded.tokenizer, config.retain_pool * length, "valid")
-    if len(ids) < length:
-        raise BenchError(f"WikiText-2 valid has {len(ids)} tokens, fewer than one retain window ({length}).")
-    return ids[: len(ids) // length * length].view(-1, length)
+        return torch.empty(0, config.retain_length, dtype=torch.long)
+    return wikitext_windows(data_dir, loaded.tokenizer, config.retain_pool, config.retain_length, "valid", up_to=True)
 
 
 def retain_kl(base: LoadedModel, student: LoadedModel, windows: torch.Tensor) -> torch.Tensor:
