@@ -1,8 +1,8 @@
 """How much more than the feature does FeatureEdit remove at a residual-stream site?
 
-FeatureEdit at ``hook_resid_post`` projects a feature's decoder direction d out of the next
-block's readers, so they lose the stream's whole component along d, not only the feature's
-share of it. For each feature a privacy-erasure record chose (``--variant``, default the top-1
+FeatureEdit at ``hook_resid_post`` hides a feature's decoder direction d from every later reader
+of the stream, so they lose the stream's whole variation along d, not only the feature's share
+of it. For each feature a privacy-erasure record chose (``--variant``, default the top-1
 sweep point), this prints on WikiText-2 test tokens of the model that record edited:
 - ``component``: the share of ‖h‖² along d (what the readers stop seeing);
 - ``own``: the share of that component the feature itself writes (activation × ‖d‖);

@@ -17,6 +17,7 @@ from bench.model.lens import RefitData, Refits
 from bench.model.loading import LoadedModel, load_model
 from bench.plugin.registry import plugins
 from bench.sae.training import TrainSpec, train_saes
+from bench.tasks.knowledge_ablation.replay import lens_of_record
 from bench.tasks.privacy_erasure.task import LensFitConfig, fitted_lens
 
 SITE = "blocks.1.hook_resid_post"
@@ -56,6 +57,12 @@ def test_an_sae_is_fine_tuned_from_its_own_weights_and_cached(tiny_model_dirs, c
     assert card["training"]["corpus"]["text"] == "WikiText-2 validation pages"
     again = base.refit(changed, data)  # cached: the same weights, no second training
     assert again.config() == config
+    # a script that looks into the record rebuilds the weights its edits used, not the base's
+    record = {
+        "lens": {"name": "sae_post_mlp", "site": SITE, "config": base.config()},
+        "lens_fit": {"model": "injected", "refitted": True, "lens": config, "base_lens": base.config()},
+    }
+    assert lens_of_record(changed, record, plugins()).config() == config
 
 
 @pytest.mark.parametrize("name", ["pca", "random", "neuron_clusters"])

@@ -96,6 +96,14 @@ def record_items(record: dict[str, Any]) -> list[dict[str, Any]]:
     return record["items"]
 
 
+def lens_weights(record: dict[str, Any]) -> dict[str, Any]:
+    """The lens's configuration with the weights the task actually used: a task that refits the
+    lens (privacy erasure fine-tunes an SAE on the model it edits) records them under `lens_fit.lens`."""
+    config = record["lens"]["config"]
+    refitted = record.get("lens_fit") or {}
+    return {**config, **refitted["lens"]} if refitted.get("refitted") and refitted.get("lens") else config
+
+
 def schema_version(task_type: str) -> int:
     return SCHEMA_VERSIONS.get(task_type, 1)
 

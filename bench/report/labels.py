@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bench.engine.records import lens_weights
+
 # flags whose values are machine paths: shown commands leave them out (they do not change what is computed)
 _LOCAL_FLAGS = {"--output-dir", "--output_path", "--data-dir"}
 _TASK_FLAGS = {"--task", "--tasks"}
@@ -25,14 +27,6 @@ def trained_variant(source: str) -> str | None:
     if "/saes/" not in source:
         return None
     return Path(source).name.partition("+")[2]  # e.g. blocks.16.hook_mlp_out+standard_ne
-
-
-def lens_weights(record: dict[str, Any]) -> dict[str, Any]:
-    """The lens's configuration with the weights the task actually used: a task that refits the
-    lens (privacy erasure fine-tunes an SAE on the model it edits) records them under `lens_fit.lens`."""
-    config = record["lens"]["config"]
-    refitted = record.get("lens_fit") or {}
-    return {**config, **refitted["lens"]} if refitted.get("refitted") and refitted.get("lens") else config
 
 
 def sae_column(record: dict[str, Any]) -> str:

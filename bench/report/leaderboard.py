@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from bench.engine.records import lens_weights
 from bench.errors import BenchError
 from bench.io import write_atomic
 from bench.plugin.specs import MetricSpec, TaskType, is_number, split_key
@@ -30,7 +31,6 @@ from bench.report.labels import (
     judge_name,
     layer_of,
     lens_label,
-    lens_weights,
     mean_se,
     portable_command,
     sae_column,

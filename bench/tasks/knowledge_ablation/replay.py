@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from bench.engine.records import lens_weights
 from bench.errors import BenchError
 from bench.model.lens import Lens
 from bench.model.loading import LoadedModel
@@ -14,9 +15,10 @@ if TYPE_CHECKING:
 
 
 def lens_of_record(loaded: LoadedModel, record: dict[str, Any], plugins: Plugins) -> Lens:
-    """The record's lens at its site on ``loaded``, the very one the record used: its config (an
-    SAE's hash, a fitted basis's hash, ...) must equal the recorded one."""
-    recorded = record["lens"]["config"]
+    """The record's lens at its site on ``loaded``, the very one the record used (for a task that
+    refits the lens, the refitted weights its edits used): its config (an SAE's hash, a fitted
+    basis's hash, ...) must equal the recorded one."""
+    recorded = lens_weights(record)
     options = {"sae": recorded["sae"]} if "sae" in recorded else {}  # the rest of the config is derived
     lens = plugins.lenses.get(record["lens"]["name"]).build(loaded, record["lens"]["site"], options)
     built = json.loads(json.dumps(lens.config()))  # as the record stores it (tuples become lists)
