@@ -4,7 +4,8 @@
 
 The leaderboard pairs lenses at one site only; this compares any two records of the same task
 and facts (e.g. neurons against the residual SAE at one layer: the KL budget is the same
-next-token distribution for both). It prints mean(A − B) with the 95 % interval and p of the
+next-token distribution for both; or two privacy-erasure records of the same targets, one
+variant at a time: ``--metric rel.ablate_top_k[top_k=5]``). It prints mean(A − B) with the 95 % interval and p of the
 bootstrap that resamples whole relations (bench.stats.paired_difference). Works on full
 records and on the compact published copies (their `paired_values`).
 """
@@ -32,7 +33,7 @@ def main() -> None:
     metric = args.metric or task_type.headline_key(records[0]["metrics"])
     values = [item_values(task_type, record, metric) for record in records]
     if any(v is None for v in values):
-        raise SystemExit(f"a record has no per-fact values of {metric}")
+        raise SystemExit(f"a record has no per-item values of {metric} (a compact copy, or a metric without them)")
     a, b = ({item: value for item, (_, value) in v.items()} for v in values)
     clusters = {item: cluster for v in values for item, (cluster, _) in v.items()}
     result = paired_difference(a, b, clusters, args.resamples, seed=0)

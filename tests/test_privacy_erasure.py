@@ -203,6 +203,27 @@ def _people(n: int, learnt_share: float = 1.0):
     return [p for i, p in enumerate(private) if (i * 7919) % 100 < learnt_share * 100]
 
 
+def test_per_target_values_of_a_fixed_variant_pair_two_records() -> None:
+    """scripts/paired_lenses.py pairs two privacy records (the lens fitted before and after the
+    injection) through the task's item_values: per-target Rel/Gen/Loc of one variant, by relation."""
+    from bench.tasks.privacy_erasure.outputs import item_values
+
+    def item(target: str, relation: str, rel: float, gen: float | None) -> dict:
+        return {
+            "id": target,
+            "relation": relation,
+            "half": "dev",
+            "methods": {"ablate_top_k[top_k=5]": {"rel": rel, "gen": gen, "loc": 0.5}},
+        }
+
+    record = {"items": [item("t1", "email", 1.0, None), item("t2", "bank", 0.0, 1.0)]}
+    assert item_values(record, "rel.ablate_top_k[top_k=5]") == {"t1": ("email", 1.0), "t2": ("bank", 0.0)}
+    assert item_values(record, "gen.ablate_top_k[top_k=5]") == {"t2": ("bank", 1.0)}  # where it was measured
+    assert item_values(record, "rel.feature_edit[top_k=1]") == {}
+    assert item_values(record, "rel_at_budget.ablate_top_k") is None  # its variant was chosen on one half
+    assert item_values({"items": None}, "rel.ablate_top_k[top_k=5]") is None  # a compact copy
+
+
 def test_targets_spread_over_people_and_relations_and_the_halves_share_no_person() -> None:
     learnt = _people(24)
     targets = choose_targets(learnt, 60, max_per_person=3, seed=0)

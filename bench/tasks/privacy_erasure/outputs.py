@@ -29,3 +29,16 @@ class PrivacyErasureRecord(Record):
     lens_fit: dict[str, Any]  # which lens weights the edits used: refitted to the injected model, or the base's
     perplexity: dict[str, Any]
     splits: dict[str, Any]
+
+
+def item_values(record: dict[str, Any], key: str) -> dict[str, tuple[str, float]] | None:
+    """Each target's value of a per-target metric under one variant (``rel.feature_edit[top_k=1]``,
+    ``gen.<variant>``, ``loc.<variant>``), clustered by relation, over every target that has one:
+    both halves, since a fixed variant involves no choice. None for a compact copy and for the
+    at-budget metrics, whose variant was chosen on the dev half."""
+    metric, _, variant = key.partition(".")
+    items = record.get("items")
+    if not items or metric not in ("rel", "gen", "loc"):
+        return None
+    values = {item["id"]: (item["relation"], item["methods"].get(variant, {}).get(metric)) for item in items}
+    return {target: (relation, float(value)) for target, (relation, value) in values.items() if value is not None}

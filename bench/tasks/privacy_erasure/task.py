@@ -42,7 +42,7 @@ from bench.tasks.facts import BootstrapConfig, Section
 from bench.tasks.known_facts import known
 from bench.tasks.privacy_erasure.injection import InjectionConfig, inject
 from bench.tasks.privacy_erasure.methods import ErasureMethod
-from bench.tasks.privacy_erasure.outputs import METRICS, PrivacyErasureRecord
+from bench.tasks.privacy_erasure.outputs import METRICS, PrivacyErasureRecord, item_values
 from bench.tasks.privacy_erasure.people import PrivateFact, generate
 from bench.tasks.privacy_erasure.perplexity import word_perplexity, write_task
 from bench.tasks.privacy_erasure.plot import frontier_plot
@@ -504,4 +504,5 @@ TASK_TYPE = TaskType(
     plot=frontier_plot,
     run_summary=run_summary,
     table_note=leaderboard_note,
+    item_values=item_values,
 )
