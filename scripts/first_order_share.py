@@ -5,8 +5,9 @@ A ΔProb record ablates a fact's top-k units at its last prompt token and checks
 facts of its relation with another answer. This script linearises both around the clean pass: at
 the site and the last prompt token, x the site's activation and g = ∂ log p(answer) / ∂x (the
 whole answer teacher-forced, as the task scores it), the edit moves x by Δ (the lens's own patch
-with the units set to their WikiText mean, the record's rule) and log p(answer) by ≈ g·Δ. Per lens
-and k, over the facts of a full ``knowledge_ablation`` record (means):
+with the units set to the record's ablation value, their WikiText mean by default) and
+log p(answer) by ≈ g·Δ. Per lens and k, over the facts of a full ``knowledge_ablation`` record
+(means):
 
 - ``own g·Δ``: the first-order change of the fact's own log p(answer), next to ``own actual``,
   the change the record measured (log p_ablated − log p_clean); ``linear`` is their ratio, the
@@ -98,7 +99,10 @@ def main() -> None:
         loaded = loaded or load_model(record["model"]["id"])
         lens = lens_of_record(loaded, record, plugins())
         items = record_items(record)
-        unit_mean = UnitReference.measure(loaded, lens, "mean", data_dir(args.data_dir)).mean
+        rule = record["ablation"]["value"]
+        if rule not in ("mean", "zero"):
+            raise SystemExit(f"{path.name}: ablation rule {rule!r} draws per row; this script takes mean or zero")
+        unit_value = UnitReference.measure(loaded, lens, rule, data_dir(args.data_dir)).mean
         coordinates = SiteCoordinates(lens.site, site_width(loaded.model, Site.parse(lens.site)))
         site_mean = UnitReference.measure(loaded, coordinates, "mean", data_dir(args.data_dir)).mean
         clean = {item["id"]: answer_gradient(loaded, lens.site, item) for item in items}
@@ -106,7 +110,7 @@ def main() -> None:
             own, actual, partner, size = [], [], [], []
             for item in items:
                 x, g = clean[item["id"]]
-                delta = edited_site(loaded, lens, item, item["top_units"][:k], unit_mean) - x
+                delta = edited_site(loaded, lens, item, item["top_units"][:k], unit_value) - x
                 own.append(float(g @ delta))
                 actual.append(math.log(max(item["p_ablated"][str(k)], 1e-30)) - math.log(item["p_clean"]))
                 size.append(float(delta.norm() / (x - site_mean).norm()))
@@ -114,7 +118,7 @@ def main() -> None:
                 for other in others[: args.partners]:
                     x_o, g_o = clean[other["id"]]
                     partner.append(
-                        float(g_o @ (edited_site(loaded, lens, other, item["top_units"][:k], unit_mean) - x_o))
+                        float(g_o @ (edited_site(loaded, lens, other, item["top_units"][:k], unit_value) - x_o))
                     )
             o, a, p, z = (statistics.fmean(v) if v else float("nan") for v in (own, actual, partner, size))
             print(
