@@ -37,7 +37,7 @@ def main() -> None:
     a, b = ({item: value for item, (_, value) in v.items()} for v in values)
     clusters = {item: cluster for v in values for item, (cluster, _) in v.items()}
     result = paired_difference(a, b, clusters, args.resamples, seed=0)
-    names = [f"{r['lens']['name']} ({r['lens']['site']})" for r in records]
+    names = [f"{r['lens']['name']} ({r['lens']['site']}, {r['task']['name']})" for r in records]
     p = f"p = {result['p']:.3g}" if result["p"] > 0 else f"p < {1 / args.resamples:g}"
     print(
         f"{metric}: {names[0]} − {names[1]} = {result['diff']:+.3f} "
