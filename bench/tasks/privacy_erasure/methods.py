@@ -151,10 +151,10 @@ class FeatureEdit(ErasureMethod):
       reading them: where each later norm takes the stream in, its component in their span is set
       to the site's reference value (the attribution baseline, the harness's one ablation rule:
       the WikiText mean by default; ``baseline: zero`` projects it out), at every position but
-      the first. Whoever wrote the direction, nothing
-      downstream reads what it varies with. Projecting to 0 instead removes the stream's mean
-      along the direction too, which a decoder direction shares with most tokens: on the
-      default model that alone multiplied perplexity by 5-20.
+      the first. Whoever wrote the direction, nothing downstream reads what it varies with.
+      Projecting to 0 instead removes the stream's mean along the direction too, which a
+      decoder direction shares with most tokens: on the default model that alone multiplied
+      perplexity by 5-20.
     - ``zero_rows``: the paper's rule, rows of the writing matrix zeroed where a unit-norm
       direction's |coordinate| > tau / √d. tau is in units of 1/√d, the typical coordinate of
       a random unit vector, so it means the same at every width.
