@@ -1,0 +1,104 @@
+"""Does the answer's own gradient direction pass the monosemanticity test?
+
+The monosemanticity task reads a fact's top units on its related prompts (paraphrases, other
+subjects with the same object: every one shares the fact's answer) and on negatives (the same
+relation and templates, other answers). A direction that only tracks which answer is coming
+separates the two sets without storing anything. This script scores such a direction on the
+task's own prompt sets: per fact, g = ∂ log p(answer) / ∂x at the site and the fact's last prompt
+token (as scripts/first_order_share.py computes it), read as x·ĝ on every prompt, oriented to the
+fact and compared by AUROC, next to random unit directions read the same way (the floor: the
+mean over ``--draws`` directions per fact). Means with SEs that resample whole relations.
+
+    python scripts/answer_direction_auroc.py --layer 24 --limit 150
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from first_order_share import answer_gradient  # a sibling script: python puts scripts/ on the path
+from tqdm.auto import tqdm
+
+from bench.data.pararel import Fact
+from bench.engine.context import TaskContext
+from bench.engine.records import RecordSlot
+from bench.engine.taskspec import load_task
+from bench.model.activations import site_activations
+from bench.model.lens import SiteCoordinates
+from bench.model.loading import LoadedModel, load_model
+from bench.model.sites import Site, site_width
+from bench.paths import data_dir
+from bench.plugin.registry import plugins
+from bench.stats import mean_se
+from bench.tasks.facts import fact_sample
+from bench.tasks.monosemanticity.task import MonosemanticityConfig, auroc, prompt_sets
+
+
+def last_token_states(loaded: LoadedModel, site: str, facts: list[Fact]) -> torch.Tensor:
+    """[len(facts), d]: the site's activation at each prompt's last token."""
+    rows = []
+    for fact in facts:
+        ids = torch.tensor([loaded.tokenizer(fact.prompt)["input_ids"]], device=loaded.device)
+        rows.append(site_activations(loaded, site, ids)[0, -1].float().cpu())
+    return torch.stack(rows)
+
+
+def oriented_auroc(states: torch.Tensor, n_related: int, direction: torch.Tensor) -> float:
+    """AUROC of related prompts (rows 1..n_related) against negatives (the rest) read along the
+    direction, oriented to the fact's own reading (row 0) as the task orients a unit."""
+    read = (states @ (direction / direction.norm())).numpy()
+    read = read[1:] * (1.0 if read[0] >= 0 else -1.0)
+    return auroc(np.asarray(read[:n_related]), np.asarray(read[n_related:]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--layer", type=int, default=24)
+    parser.add_argument("--limit", type=int, default=150)
+    parser.add_argument("--draws", type=int, default=20, help="random directions per fact")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    args = parser.parse_args()
+    loaded = load_model(args.model)
+    site = f"blocks.{args.layer}.hook_resid_post"
+    config = load_task(plugins(), "monosemanticity").config.model_copy(update={"limit": args.limit})
+    assert isinstance(config, MonosemanticityConfig)
+    lens = SiteCoordinates(site, site_width(loaded.model, Site.parse(site)))  # unused by the prompt sets
+    slot = RecordSlot(
+        Path(tempfile.mkdtemp()), {"task": {"name": "x"}, "model": {"id": "m"}, "lens": {"name": "l", "site": site}}
+    )
+    ctx = TaskContext(loaded, lens, config, 32, data_dir(args.data_dir), slot, lambda *_: None, plugins())
+    known, pool, facts = fact_sample(ctx, config.data, config.filter, config.sampling, config.limit, config.seed)
+    known_tuples = {(f.relation, f.subject, f.answer) for f in known}
+
+    def keep(candidates: list[Fact], limit: int | None) -> list[Fact]:  # the task's known-fact filter
+        return [f for f in candidates if (f.relation, f.subject, f.answer) in known_tuples][:limit]
+
+    rng = torch.Generator().manual_seed(0)
+    scores: dict[str, list[float]] = {"answer gradient": [], "random direction": []}
+    relations = []
+    for fact in tqdm(facts, desc="facts"):
+        sets = prompt_sets(ctx, config, fact, pool, keep)
+        if len(sets.related) < config.related.min_related or len(sets.negatives) < 2:
+            continue  # skipped by the task too
+        states = last_token_states(loaded, site, [fact, *sets.related, *sets.negatives])
+        _, g = answer_gradient(
+            loaded, site, {"id": fact.id, "relation": fact.relation, "prompt": fact.prompt, "answer": fact.answer}
+        )
+        n = len(sets.related)
+        scores["answer gradient"].append(oriented_auroc(states, n, g))
+        draws = [oriented_auroc(states, n, torch.randn(g.shape, generator=rng)) for _ in range(args.draws)]
+        scores["random direction"].append(statistics.fmean(draws))
+        relations.append(fact.relation)
+    for name, values in scores.items():
+        summary = mean_se(values, 2000, 0, relations)
+        print(f"{site} {name}: mean AUROC {summary['mean']:.3f} ± {summary['se']:.3f} over {summary['n']} facts")
+
+
+if __name__ == "__main__":
+    main()
