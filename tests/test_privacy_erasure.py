@@ -107,6 +107,7 @@ def test_feature_edit_projects_the_directions_out_of_the_writing_matrix(site: st
     lens = _Directions(site, directions)
     weight = writer_weight(tiny_llama.model, Site.parse(site))
     original = weight.detach().clone()
+    assert FeatureEdit(top_k=2).edited(tiny_llama, lens) == []  # a weight edit sets nothing to a reference
     with FeatureEdit(top_k=2).erase(tiny_llama, lens, torch.tensor([[5.0, 4.0, -1.0]])):
         # the block writes nothing along the two top directions, and the rest of its output is kept
         torch.testing.assert_close(directions[:2] @ weight, torch.zeros(2, weight.shape[1]), atol=1e-5, rtol=0)

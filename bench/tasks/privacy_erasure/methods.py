@@ -174,8 +174,12 @@ class FeatureEdit(ErasureMethod):
         return None if hook in writable else f"its site {hook} has no writing weight (needs one of {writable})"
 
     def edited(self, loaded: LoadedModel, lens: Lens) -> list[Lens]:
-        # what a resid_post edit centres on is the stream itself, in the model's coordinates
-        return [SiteCoordinates(lens.site, site_width(loaded.model, Site.parse(lens.site)))]
+        # only a project edit at resid_post sets something to a reference value: the stream's
+        # component, so its reference is the stream's own (coordinates); weight edits need none
+        site = Site.parse(lens.site)
+        if self.mode != "project" or site.hook != "hook_resid_post":
+            return []
+        return [SiteCoordinates(lens.site, site_width(loaded.model, site))]
 
     @contextmanager
     def erase(
