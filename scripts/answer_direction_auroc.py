@@ -28,24 +28,16 @@ from bench.data.pararel import Fact
 from bench.engine.context import TaskContext
 from bench.engine.records import RecordSlot
 from bench.engine.taskspec import load_task
-from bench.model.activations import site_activations
+from bench.model.attribution import attribute
 from bench.model.lens import SiteCoordinates
-from bench.model.loading import LoadedModel, load_model
+from bench.model.loading import load_model
+from bench.model.scoring import encode
 from bench.model.sites import Site, site_width
 from bench.paths import data_dir
 from bench.plugin.registry import plugins
 from bench.stats import mean_se
 from bench.tasks.facts import fact_sample
 from bench.tasks.monosemanticity.task import MonosemanticityConfig, auroc, prompt_sets
-
-
-def last_token_states(loaded: LoadedModel, site: str, facts: list[Fact]) -> torch.Tensor:
-    """[len(facts), d]: the site's activation at each prompt's last token."""
-    rows = []
-    for fact in facts:
-        ids = torch.tensor([loaded.tokenizer(fact.prompt)["input_ids"]], device=loaded.device)
-        rows.append(site_activations(loaded, site, ids)[0, -1].float().cpu())
-    return torch.stack(rows)
 
 
 def oriented_auroc(states: torch.Tensor, n_related: int, direction: torch.Tensor) -> float:
@@ -68,7 +60,7 @@ def main() -> None:
     site = f"blocks.{args.layer}.hook_resid_post"
     config = load_task(plugins(), "monosemanticity").config.model_copy(update={"limit": args.limit})
     assert isinstance(config, MonosemanticityConfig)
-    lens = SiteCoordinates(site, site_width(loaded.model, Site.parse(site)))  # unused by the prompt sets
+    lens = SiteCoordinates(site, site_width(loaded.model, Site.parse(site)))  # the stream's own coordinates
     slot = RecordSlot(
         Path(tempfile.mkdtemp()), {"task": {"name": "x"}, "model": {"id": "m"}, "lens": {"name": "l", "site": site}}
     )
@@ -86,10 +78,10 @@ def main() -> None:
         sets = prompt_sets(ctx, config, fact, pool, keep)
         if len(sets.related) < config.related.min_related or len(sets.negatives) < 2:
             continue  # skipped by the task too
-        states = last_token_states(loaded, site, [fact, *sets.related, *sets.negatives])
-        _, g = answer_gradient(
-            loaded, site, {"id": fact.id, "relation": fact.relation, "prompt": fact.prompt, "answer": fact.answer}
-        )
+        # the site read at each prompt's last token, as the task reads a lens's units
+        prompts = encode(loaded.tokenizer, [fact, *sets.related, *sets.negatives])
+        states = attribute(loaded, lens, prompts, "activation", 1, ctx.batch_size)
+        _, g = answer_gradient(loaded, site, fact)
         n = len(sets.related)
         scores["answer gradient"].append(oriented_auroc(states, n, g))
         draws = [oriented_auroc(states, n, torch.randn(g.shape, generator=rng)) for _ in range(args.draws)]

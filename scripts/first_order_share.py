@@ -46,9 +46,8 @@ from bench.plugin.registry import plugins
 from bench.tasks.knowledge_ablation.replay import lens_of_record
 
 
-def answer_gradient(loaded: LoadedModel, site: str, item: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+def answer_gradient(loaded: LoadedModel, site: str, fact: Fact) -> tuple[torch.Tensor, torch.Tensor]:
     """The site's activation x and ∂ log p(answer) / ∂x at the last prompt token (answer teacher-forced)."""
-    fact = Fact(item["id"], item["relation"], "", item["answer"], item["prompt"], "")
     (encoded,) = encode(loaded.tokenizer, [fact])
     ids = torch.tensor([encoded.prompt_ids + encoded.answer_ids[:-1]], device=loaded.device)
     last = len(encoded.prompt_ids) - 1
@@ -64,6 +63,11 @@ def answer_gradient(loaded: LoadedModel, site: str, item: dict[str, Any]) -> tup
         targets = torch.tensor(encoded.answer_ids, device=loaded.device)
         logp[last + torch.arange(len(targets), device=loaded.device), targets].sum().backward()
     return leaves[0][0, last].detach().float(), leaves[0].grad[0, last].float()
+
+
+def fact_of(item: dict[str, Any]) -> Fact:
+    """A record item's prompt and answer as a fact (what scoring encodes)."""
+    return Fact(item["id"], item["relation"], "", item["answer"], item["prompt"], "")
 
 
 def edited_site(
@@ -105,7 +109,7 @@ def main() -> None:
         unit_value = UnitReference.measure(loaded, lens, rule, data_dir(args.data_dir)).mean
         coordinates = SiteCoordinates(lens.site, site_width(loaded.model, Site.parse(lens.site)))
         site_mean = UnitReference.measure(loaded, coordinates, "mean", data_dir(args.data_dir)).mean
-        clean = {item["id"]: answer_gradient(loaded, lens.site, item) for item in items}
+        clean = {item["id"]: answer_gradient(loaded, lens.site, fact_of(item)) for item in items}
         for k in args.k:
             own, actual, partner, size = [], [], [], []
             for item in items:

@@ -5,9 +5,10 @@
 The leaderboard pairs lenses at one site only; this compares any two records of the same task
 and facts (e.g. neurons against the residual SAE at one layer: the KL budget is the same
 next-token distribution for both; or two privacy-erasure records of the same targets, one
-variant at a time: ``--metric rel.ablate_top_k[top_k=5]``). It prints mean(A − B) with the 95 % interval and p of the
-bootstrap that resamples whole relations (bench.stats.paired_difference). Works on full
-records and on the compact published copies (their `paired_values`).
+variant at a time: ``--metric rel.ablate_top_k[top_k=5]``). It prints mean(A − B) with the
+95 % interval and p of the bootstrap that resamples whole relations
+(bench.stats.paired_difference). Works on full records and on the compact published copies
+(their `paired_values`).
 """
 
 from __future__ import annotations
