@@ -147,6 +147,7 @@ def train_sae(
         **asdict(spec),
         "d_in": d_in,
         "d_sae": cfg.d_sae,
+        "device": device,  # kernels differ: the same seed trains a slightly different SAE on a GPU
         "training_tokens": total,
         "unique_tokens": len(acts),
         "resumed_from_tokens": skip,
