@@ -18,6 +18,9 @@ import pytest
 import torch
 
 from bench.cli import main
+from bench.model.lens import RefitData
+from bench.model.loading import load_model
+from bench.plugin.registry import plugins
 from bench.sae.training import TrainSpec, train_saes
 from tests.conftest import TINY_TASK, run_cli
 from tests.test_monosemanticity import TASK as MONOSEMANTICITY_TASK
@@ -35,6 +38,7 @@ needs_device = pytest.mark.skipif(
 # where the two runs may differ: timings, the device itself, and the versions/host it ran on
 VOLATILE = {"seconds", "provenance", "device", "created", "wall_s", "elapsed_s", "timing", "artifacts"}
 REL, ABS = 1e-3, 1e-4
+SAE_SPEC = TrainSpec(width_multiple=4, k=4, epochs=4, batch_size=64, lr=3e-3)
 
 # the default task's controls and mean rule, small enough for the tiny corpus
 ABLATION_TASK = TINY_TASK.replace("ablation: {value: zero}", "ablation: {value: mean, reference_windows: 2}").replace(
@@ -114,9 +118,8 @@ def test_knowledge_ablation_on_every_fitted_and_fixed_lens(tmp_path, tiny_model_
 
 @needs_device
 def test_knowledge_ablation_with_sae_lenses(tmp_path, tiny_model_dirs, tiny_llama, corpus_dir) -> None:
-    spec = TrainSpec(width_multiple=4, k=4, epochs=4, batch_size=64, lr=3e-3)
     kinds = ["resid_post", "mlp_out", "attn_out"]
-    train_saes(tiny_llama, kinds, [1], spec, corpus_dir, train_tokens=2000, heldout_tokens=500)
+    train_saes(tiny_llama, kinds, [1], SAE_SPEC, corpus_dir, train_tokens=2000, heldout_tokens=500)
     n = on_both(
         tmp_path, tiny_model_dirs["llama"], ABLATION_TASK, corpus_dir, units="sae_post_mlp,sae_mlp_out,sae_attn_out"
     )
@@ -137,6 +140,41 @@ def test_an_sae_trained_on_the_device_runs_on_the_cpu(tmp_path, tiny_model_dirs,
 
 
 @needs_device
+def test_fitted_lenses_fit_on_the_device(tmp_path, tiny_model_dirs, corpus_dir) -> None:
+    """The comparisons above fit on the CPU first; here the device run fits (bases, clusters) itself."""
+    model, clusters = tiny_model_dirs["llama"], ("--lens-option", "max_tokens=2000")
+    runs = [(ABLATION_TASK, "pca,ica", ()), (ABLATION_TASK, "neuron_clusters", clusters)]
+    runs.append((POLY_TASK, "neuron_clusters", clusters))  # neuron embeddings: lenses with input weights
+    for i, (text, units, extra) in enumerate(runs):
+        task = tmp_path / f"task{i}.yaml"
+        task.write_text(text)
+        assert run_cli(model, task, corpus_dir, tmp_path / "out", "--device", DEVICE, *extra, units=units) == 0
+    found = records(tmp_path / "out").values()
+    assert len(found) == 4
+    assert all(math.isfinite(m["mean"]) for r in found for m in r["metrics"].values() if m.get("mean") is not None)
+
+
+@needs_device
+def test_an_sae_is_fine_tuned_on_the_device(tmp_path, tiny_model_dirs, corpus_dir) -> None:
+    site = "blocks.1.hook_resid_post"
+    base_model = load_model(str(tiny_model_dirs["llama"]), DEVICE)
+    train_saes(base_model, ["resid_post"], [1], SAE_SPEC, corpus_dir, DEVICE, train_tokens=2000, heldout_tokens=500)
+    changed = base_model.model.cpu()
+    with torch.no_grad():
+        for parameter in changed.model.layers[1].mlp.parameters():
+            parameter.add_(0.5 * torch.randn_like(parameter, generator=torch.Generator().manual_seed(1)))
+    changed.save_pretrained(tmp_path / "changed")
+    base_model.tokenizer.save_pretrained(tmp_path / "changed")
+    base = plugins().lenses.get("sae_post_mlp").build(load_model(str(tiny_model_dirs["llama"]), DEVICE), site, {})
+    sentences = ("Alice was born in Oslo", "Bob was born in Rome")
+    refitted = base.refit(load_model(str(tmp_path / "changed"), DEVICE), RefitData(sentences, corpus_dir, 2000))
+    card = json.loads((Path(refitted.config()["sae"]) / "card.json").read_text())
+    assert card["training"]["device"] == DEVICE
+    cosine = torch.nn.functional.cosine_similarity(refitted.sae.W_dec, base.sae.W_dec, dim=1)
+    assert cosine.mean() > 0.8 and not torch.equal(refitted.sae.W_dec, base.sae.W_dec)
+
+
+@needs_device
 def test_monosemanticity(tmp_path, tiny_model_dirs, corpus_dir) -> None:
     _with_related_prompts(corpus_dir)
     assert on_both(tmp_path, tiny_model_dirs["llama"], MONOSEMANTICITY_TASK, corpus_dir) == 1
@@ -144,7 +182,9 @@ def test_monosemanticity(tmp_path, tiny_model_dirs, corpus_dir) -> None:
 
 @needs_device
 def test_polysemanticity(tmp_path, tiny_model_dirs, corpus_dir) -> None:
-    assert on_both(tmp_path, tiny_model_dirs["llama"], POLY_TASK, corpus_dir, units="neuron_clusters") == 1
+    model, clusters = tiny_model_dirs["llama"], ("--lens-option", "max_tokens=2000")
+    assert on_both(tmp_path / "neurons", model, POLY_TASK, corpus_dir) == 1
+    assert on_both(tmp_path / "clusters", model, POLY_TASK, corpus_dir, *clusters, units="neuron_clusters") == 1
 
 
 @needs_device
@@ -182,6 +222,20 @@ def test_privacy_erasure_injects_on_the_device(tmp_path, corpus_dir) -> None:
     assert run_cli(model, task, corpus_dir, tmp_path / "out", "--device", DEVICE) == 0
     (record,) = records(tmp_path / "out").values()
     assert record["injection"]["learnt"] > 0
+    assert all(math.isfinite(m["mean"]) for m in record["metrics"].values() if m.get("mean") is not None)
+
+
+@needs_device
+def test_privacy_erasure_with_a_refitted_sae_on_the_device(tmp_path, corpus_dir) -> None:
+    """The project's main command on a GPU: inject, fine-tune the SAE on the injected model, FeatureEdit."""
+    model = _char_model(tmp_path / "model")
+    train_saes(load_model(str(model)), ["resid_post"], [1], SAE_SPEC, corpus_dir, train_tokens=2000)
+    task = tmp_path / "privacy.yaml"
+    methods = "methods:\n  feature_edit: {top_k: [1, 2], mode: project}\n"
+    task.write_text(PRIVACY_TASK.replace("methods:\n", methods).replace("layers:", "lens_fit: {tokens: 2000}\nlayers:"))
+    assert run_cli(model, task, corpus_dir, tmp_path / "out", "--device", DEVICE, units="sae_post_mlp") == 0
+    (record,) = records(tmp_path / "out").values()
+    assert record["lens_fit"]["refitted"] and "feature_edit" in " ".join(record["methods"])
     assert all(math.isfinite(m["mean"]) for m in record["metrics"].values() if m.get("mean") is not None)
 
 

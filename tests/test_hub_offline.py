@@ -221,3 +221,8 @@ def test_gemma_scope_by_hub_and_release_id(gemma_hub, tiny_task, probing_task, u
         assert record["lens"]["site"] == "blocks.1.hook_resid_post" and record["lens"]["n_units"] == GEMMA_WIDTH
         assert record["lens"]["config"]["architecture"] == "jumprelu" and "input" not in record["lens"]["config"]
         assert record["lens_diagnostics"]["sae_quality"]["fraction_variance_explained"] > 0.999
+
+
+def test_models_load_without_hub_kernels(tiny_llama) -> None:
+    """transformers would swap layers for kernels fetched from the Hub on a GPU (see load_model)."""
+    assert tiny_llama.model.use_kernels is False

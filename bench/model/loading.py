@@ -98,7 +98,10 @@ def load_model(model_id: str = DEFAULT_MODEL, device: str = "cpu", dtype: str = 
         dtype = _native_dtype(model_id, path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
+        # use_kernels=False: with the `kernels` package installed, transformers otherwise swaps layers'
+        # forward passes for Hub kernels on a GPU (downloaded mid-run, other numerics per machine, and
+        # a fused layer's inner hook points never fire); the harness studies the reference modules.
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], use_kernels=False)
     except (OSError, ValueError) as err:  # ValueError: a config transformers does not recognise
         raise _load_error(model_id, err) from err
     architecture_of(model)  # fail now, not mid-run, on an architecture without a site mapping

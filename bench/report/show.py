@@ -33,7 +33,7 @@ def show_neuron(
     rows = dataset_examples(np.asarray(acts[post][:, index], dtype=np.float32))
     if len(rows) < 2:
         raise BenchError(f"neuron {layer}/{index} has fewer than two dataset examples on the corpus.")
-    weights = neuron_input_weights(loaded.model, layer)[index].float().numpy()
+    weights = neuron_input_weights(loaded.model, layer)[index].float().cpu().numpy()
     points = embed(np.asarray(acts[normalized][rows], dtype=np.float32), weights)
     found = cluster(points, threshold)
     ids = token_ids(loaded, spec)

@@ -116,6 +116,7 @@ def finetuned_sae(
         "training": {
             **recipe,
             "samples": total,
+            "device": device,
             "corpus": {**spec.__dict__, "text": CORPORA[spec.corpus], "rows": len(corpus)},
             "sentences": {"count": len(data.texts), "rows": len(sentences), "share_of_rows": TEXT_SHARE},
             "train_wall_time_s": round(time.perf_counter() - started, 1),

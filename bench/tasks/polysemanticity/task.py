@@ -76,7 +76,7 @@ def run(ctx: TaskContext) -> dict[str, Any]:
             "polysemanticity runs on mlp_neurons and the SAE lenses."
         )
     input_site, weights = lens.input_weights(ctx.loaded.model)
-    weights = weights.float().numpy()
+    weights = weights.float().cpu().numpy()
     spec = ActivationSpec(config.corpus.name, config.corpus.context_size, config.corpus.max_tokens)
     site_acts = collect(ctx.loaded, list(dict.fromkeys([lens.site, *lens.reads, input_site])), spec, ctx.data_dir)
     inputs = site_acts[input_site]

@@ -61,7 +61,7 @@ def fit_clusters(loaded: LoadedModel, layer: int, settings: ClusterSettings) -> 
             return ClusterTable(saved["neuron"], saved["cluster"], saved["centroids"])
     acts = collect(loaded, [post, normalized], spec, data_dir())
     neuron_acts, inputs = np.asarray(acts[post], dtype=np.float32), acts[normalized]
-    weights = neuron_input_weights(loaded.model, layer).float().numpy()
+    weights = neuron_input_weights(loaded.model, layer).float().cpu().numpy()
     neurons, clusters, centroids = [], [], []
     for j in tqdm(range(neuron_acts.shape[1]), desc=f"clustering layer {layer} neurons", unit="neuron"):
         rows = dataset_examples(neuron_acts[:, j], settings.share, settings.examples)
@@ -95,10 +95,11 @@ class NeuronClusters(Lens):
         self.site, self.reads = site, (f"blocks.{layer}.ln2.hook_normalized",)
         self.table, self.n_neurons, self.threshold = table, n_neurons, threshold
         self.settings = settings or ClusterSettings(threshold=threshold)
-        self.neuron = torch.from_numpy(table.neuron).long()
+        # on the model's device (the weights'), where encode() reads the activations
+        self.neuron = torch.from_numpy(table.neuron).long().to(weights.device)
         w = weights[self.neuron]  # [units, rows, d]
         self.unit_weights = w
-        mu = torch.from_numpy(table.centroids)
+        mu = torch.from_numpy(table.centroids).to(weights.device)
         # cos(h ⊙ w, mu) over the concatenated rows = h·Σ_r(w_r ⊙ mu_r) / (sqrt(h²·Σ_r w_r²) · |mu|)
         self.numerator = (w * mu).sum(1)  # [units, d]
         self.norm_weights = (w * w).sum(1)  # [units, d]
@@ -113,7 +114,9 @@ class NeuronClusters(Lens):
         h = h.float()
         cos = (h @ self.numerator.T) / ((h * h) @ self.norm_weights.T).sqrt().mul(self.mu_norm).clamp_min(1e-12)
         index = self.neuron.expand(*cos.shape[:-1], -1)
-        best = torch.full((*cos.shape[:-1], self.n_neurons), -2.0).scatter_reduce(-1, index, cos, "amax")
+        best = torch.full((*cos.shape[:-1], self.n_neurons), -2.0, device=cos.device).scatter_reduce(
+            -1, index, cos, "amax"
+        )
         return (cos >= best.gather(-1, index)) & (1 - cos <= self.threshold)
 
     def encode(self, acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
