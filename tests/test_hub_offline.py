@@ -139,6 +139,7 @@ def test_centred_encoding_matches_transformer_lens(hub, monkeypatch) -> None:
     cfg = HookedTransformerConfig(
         n_layers=hf.n_layer, d_model=hf.n_embd, n_ctx=hf.n_positions, d_head=hf.n_embd // hf.n_head,
         n_heads=hf.n_head, d_mlp=hf.n_inner, d_vocab=hf.vocab_size, act_fn="gelu_new", normalization_type="LN",
+        device="cpu",  # TransformerLens would pick a GPU where there is one; the model above is on the CPU
     )  # fmt: skip
     tl = HookedTransformer(cfg)
     tl.load_and_process_state_dict(convert_gpt2_weights(loaded.model, cfg), center_writing_weights=True)

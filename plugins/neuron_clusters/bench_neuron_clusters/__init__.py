@@ -95,7 +95,7 @@ class NeuronClusters(Lens):
         self.site, self.reads = site, (f"blocks.{layer}.ln2.hook_normalized",)
         self.table, self.n_neurons, self.threshold = table, n_neurons, threshold
         self.settings = settings or ClusterSettings(threshold=threshold)
-        # on the model's device (the weights'), where encode() reads the activations
+        # on the model's device (the weights'); encode() also reads activations cached on the CPU
         self.neuron = torch.from_numpy(table.neuron).long().to(weights.device)
         w = weights[self.neuron]  # [units, rows, d]
         self.unit_weights = w
@@ -112,9 +112,10 @@ class NeuronClusters(Lens):
     def assigned(self, h: torch.Tensor) -> torch.Tensor:
         """[..., units] bool: the token's embedding for the unit's neuron is nearest to the unit's centroid."""
         h = h.float()
-        cos = (h @ self.numerator.T) / ((h * h) @ self.norm_weights.T).sqrt().mul(self.mu_norm).clamp_min(1e-12)
-        index = self.neuron.expand(*cos.shape[:-1], -1)
-        best = torch.full((*cos.shape[:-1], self.n_neurons), -2.0, device=cos.device).scatter_reduce(
+        numerator, norm_weights, mu_norm = (t.to(h.device) for t in (self.numerator, self.norm_weights, self.mu_norm))
+        cos = (h @ numerator.T) / ((h * h) @ norm_weights.T).sqrt().mul(mu_norm).clamp_min(1e-12)
+        index = self.neuron.to(h.device).expand(*cos.shape[:-1], -1)
+        best = torch.full((*cos.shape[:-1], self.n_neurons), -2.0, device=h.device).scatter_reduce(
             -1, index, cos, "amax"
         )
         return (cos >= best.gather(-1, index)) & (1 - cos <= self.threshold)
@@ -122,11 +123,11 @@ class NeuronClusters(Lens):
     def encode(self, acts: Mapping[str, torch.Tensor]) -> torch.Tensor:
         post = acts[self.site]
         on = self.assigned(acts[self.reads[0]]).to(post.dtype)
-        return post.gather(-1, self.neuron.expand(*post.shape[:-1], -1)) * on
+        return post.gather(-1, self.neuron.to(post.device).expand(*post.shape[:-1], -1)) * on
 
     def patch(self, acts: Mapping[str, torch.Tensor], units: torch.Tensor, new_units: torch.Tensor) -> torch.Tensor:
         post = acts[self.site]
-        index = self.neuron.expand(*post.shape[:-1], -1)
+        index = self.neuron.to(post.device).expand(*post.shape[:-1], -1)
         return post + torch.zeros_like(post).scatter_add(-1, index, (new_units - units).to(post.dtype))
 
     def input_weights(self, model: torch.nn.Module) -> tuple[str, torch.Tensor]:
