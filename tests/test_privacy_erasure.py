@@ -13,6 +13,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
 
+from bench.errors import BenchError
 from bench.model.lens import Lens
 from bench.model.loading import LoadedModel
 from bench.model.reference import AblationValue, UnitReference
@@ -21,7 +22,15 @@ from bench.tasks.privacy_erasure.methods import DEPN, FeatureEdit, KnowledgeNeur
 from bench.tasks.privacy_erasure.people import RELATIONS, TEMPLATES, generate
 from bench.tasks.privacy_erasure.scores import PromptScore, erased, share_erased, share_kept
 from bench.tasks.privacy_erasure.targets import choose_targets, split_by_person
-from bench.tasks.privacy_erasure.task import BudgetConfig, _variants, at_budget, choose_variants, paired_at_budget
+from bench.tasks.privacy_erasure.task import (
+    BudgetConfig,
+    PrivateDataConfig,
+    _variants,
+    at_budget,
+    choose_variants,
+    paired_at_budget,
+    template_split,
+)
 from tests.conftest import run_cli
 from tests.tiny import ARCH_CONFIGS, CORPUS_LINES
 
@@ -43,6 +52,25 @@ def test_held_out_templates_never_include_the_injection_template() -> None:
         assert heldout | {private.fact.pattern} == set(TEMPLATES[private.fact.relation])
         assert all(f.answer == private.fact.answer and f.subject == private.fact.subject for f in private.heldout)
         assert all(not f.prompt.endswith(" ") and "[" not in f.prompt for f in (private.fact, *private.heldout))
+
+
+@pytest.mark.parametrize(("injection", "refine"), [(1, 0), (1, 2), (2, 2), (3, 0)])
+def test_each_template_of_a_fact_has_one_role(injection: int, refine: int) -> None:
+    private = generate(4, seed=0)
+    split = template_split(private, PrivateDataConfig(injection_templates=injection, refine_templates=refine))
+    for p in private:
+        injected, attribution, gen = (split.injected[p.fact.id], split.attribution[p.fact.id], split.gen[p.fact.id])
+        assert injected[0] == attribution[0] == p.fact and len(injected) == injection
+        assert len(attribution) == 1 + refine and gen
+        patterns = [f.pattern for f in (*injected, *attribution[1:], *gen)]
+        assert sorted(patterns) == sorted(TEMPLATES[p.fact.relation])  # every template, each once
+    if (injection, refine) == (1, 0):  # the default: only the fact's own template is injected
+        assert all(split.gen[p.fact.id] == list(p.heldout) for p in private)
+
+
+def test_a_split_that_leaves_no_gen_template_is_refused() -> None:
+    with pytest.raises(BenchError, match=r"leave no template for Gen in .*employer"):
+        template_split(generate(2, seed=0), PrivateDataConfig(injection_templates=3, refine_templates=2))
 
 
 def test_metrics_match_a_hand_computation() -> None:
@@ -440,6 +468,17 @@ def test_neuron_baselines_are_computed_once_per_layer_whatever_the_lens(
         for method in ("knowledge_neurons", "depn"):
             assert a["methods"][method] == b["methods"][method]
     assert basis["metrics"]["rel_at_budget.depn"] == neurons["metrics"]["rel_at_budget.depn"]
+
+
+def test_the_fine_tuning_sees_every_injection_template_and_gen_none(tmp_path: Path, corpus_dir: Path) -> None:
+    model = _char_model(tmp_path / "model")
+    task = tmp_path / "privacy_erasure.yaml"
+    task.write_text(TINY_TASK.replace("data: {people: 3}", "data: {people: 3, injection_templates: 2}"))
+    assert run_cli(model, task, corpus_dir, tmp_path / "out", "--limit", "2") == 0
+    [path] = (tmp_path / "out" / "privacy_erasure").rglob("*.json")
+    record = json.loads(path.read_text())
+    assert record["injection"]["of"] == 2 * 3 * len(RELATIONS)  # two prompts of each of the 18 facts
+    assert record["task"]["config"]["data"]["injection_templates"] == 2
 
 
 @pytest.mark.parametrize(("trainable", "window", "changed"), [("mlp", 0, {"layers.1.mlp"}), ("blocks", 1, {"layers."})])

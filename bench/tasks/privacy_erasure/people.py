@@ -6,8 +6,9 @@ template splits. Surnames, employers, banks and e-mail domains are invented (syl
 and made-up words) and phone numbers and dates are random, so no model can know them
 before injection; cities are real, but no real person is attached to them.
 
-Each fact has one injection template (the only one the fine-tuning sees) and the
-relation's other templates held out for generalization (Gen).
+Each fact has its own template (injected, and where Rel is scored) and its relation's other
+templates, held out; the task decides which of those are injected too, used for refinement,
+or kept for generalization (Gen): ``template_split`` in task.py.
 """
 
 from __future__ import annotations

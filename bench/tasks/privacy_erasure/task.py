@@ -53,8 +53,38 @@ from bench.tasks.privacy_erasure.targets import choose_targets, split_by_person
 
 class PrivateDataConfig(Section):
     people: int = Field(24, ge=2, description="fictional people; six private facts each")
+    injection_templates: int = Field(
+        1, ge=1, description="templates of each fact the fine-tuning sees (its own, then the next held-out ones)"
+    )
     refine_templates: int = Field(
         0, ge=0, description="held-out templates moved from Gen to attribution (knowledge-neuron refinement)"
+    )
+
+
+@dataclass(frozen=True)
+class TemplateSplit:
+    """Each target's prompts by role, keyed by the target fact's id. A fact's own template (the
+    first injected) is Rel's; the other templates of its relation are injected, used for
+    refinement, or held out for Gen, in that order, each in one role only."""
+
+    injected: dict[str, list[Fact]]
+    attribution: dict[str, list[Fact]]  # its own template and the refinement templates
+    gen: dict[str, list[Fact]]
+
+
+def template_split(private: Sequence[PrivateFact], data: PrivateDataConfig) -> TemplateSplit:
+    extra, refine = data.injection_templates - 1, data.refine_templates
+    short = sorted({p.fact.relation for p in private if len(p.heldout) <= extra + refine})
+    if short:
+        fewest = min(len(p.heldout) + 1 for p in private)
+        raise BenchError(
+            f"data.injection_templates ({extra + 1}) + data.refine_templates ({refine}) leave no template for Gen "
+            f"in {', '.join(short)} (the fewest templates a relation has is {fewest}); lower one of them."
+        )
+    return TemplateSplit(
+        {p.fact.id: [p.fact, *p.heldout[:extra]] for p in private},
+        {p.fact.id: [p.fact, *p.heldout[extra : extra + refine]] for p in private},
+        {p.fact.id: list(p.heldout[extra + refine :]) for p in private},
     )
 
 
@@ -166,7 +196,7 @@ def _methods(config: PrivacyErasureConfig, ctx: TaskContext) -> tuple[dict[str, 
     return usable, skipped
 
 
-def _cached_perplexity(loaded: LoadedModel, task: tuple[str, Any], config: PerplexityConfig, batch: int) -> float:
+def cached_perplexity(loaded: LoadedModel, task: tuple[str, Any], config: PerplexityConfig, batch: int) -> float:
     """Perplexity of an unedited model, cached by its weights and the lm-eval task."""
     key = hashlib.sha256(json.dumps([loaded.weights_sha256, task[0], config.max_length]).encode()).hexdigest()[:16]
     path = cache_dir() / "perplexity" / f"{key}.json"
@@ -175,11 +205,12 @@ def _cached_perplexity(loaded: LoadedModel, task: tuple[str, Any], config: Perpl
     return json.loads(path.read_text())["word_perplexity"]
 
 
-class _Setup:
+class ErasureSetup:
     """Everything shared by the per-fact edits: the injected model, splits and scores before any edit."""
 
     def __init__(self, ctx: TaskContext, config: PrivacyErasureConfig):
         self.private = generate(config.data.people, config.seed)
+        split = template_split(self.private, config.data)
         facts = [p.fact for p in self.private]
         clean = score_facts(ctx.loaded, facts, ctx.batch_size)
         self.clean = {
@@ -187,13 +218,12 @@ class _Setup:
             "max_p_answer": max(s.prob for s in clean),
             "greedy_correct": sum(s.greedy_correct for s in clean),
         }
-        injected = inject(ctx.loaded, facts, config.injection, Site.parse(ctx.lens.site).layer, ctx.data_dir)
+        seen = [f for p in self.private for f in split.injected[p.fact.id]]
+        injected = inject(ctx.loaded, seen, config.injection, Site.parse(ctx.lens.site).layer, ctx.data_dir)
         self.model, self.injection = injected.loaded, injected.report
-        self.lens, self.lens_fit = fitted_lens(ctx, config.lens_fit, self.model, facts, config.seed)
+        self.lens, self.lens_fit = fitted_lens(ctx, config.lens_fit, self.model, seen, config.seed)
         self._references: dict[tuple[str, str, int, str], torch.Tensor] = {}
-        refine = config.data.refine_templates
-        self.attribution_prompts = {p.fact.id: [p.fact, *p.heldout[:refine]] for p in self.private}
-        self.gen_prompts = {p.fact.id: list(p.heldout[refine:]) for p in self.private}
+        self.attribution_prompts, self.gen_prompts = split.attribution, split.gen
         data = config.locality
         pararel = load_facts(ctx.data_dir, data.pararel_relations, 1, data.pararel_tuples_per_relation, config.seed)
         pararel_known = known(self.model, pararel, True, None, ctx.batch_size)
@@ -238,7 +268,7 @@ class _TargetEdit:
 
     ctx: TaskContext
     config: PrivacyErasureConfig
-    setup: _Setup
+    setup: ErasureSetup
     target: PrivateFact
     index: int  # within its half: perplexity is measured on the first `perplexity.edits` edits
     ppl_task: tuple[str, Any]
@@ -416,7 +446,7 @@ def paired_at_budget(
 def _edits(
     ctx: TaskContext,
     config: PrivacyErasureConfig,
-    setup: _Setup,
+    setup: ErasureSetup,
     halves: dict[str, list[PrivateFact]],
     methods: dict[str, ErasureMethod],
     ppl_task: tuple[str, Any],
@@ -440,7 +470,7 @@ def run(ctx: TaskContext) -> dict[str, Any]:
     config = ctx.config
     assert isinstance(config, PrivacyErasureConfig)
     methods, skipped = _methods(config, ctx)
-    setup = _Setup(ctx, config)
+    setup = ErasureSetup(ctx, config)
     targets = choose_targets(setup.learnt, config.limit, config.targets.max_per_person, config.seed)
     dev, test = split_by_person(targets, config.seed)
     if not dev or not test:
@@ -451,8 +481,8 @@ def run(ctx: TaskContext) -> dict[str, Any]:
             "injection.max_epochs or injection.learning_rate."
         )
     ppl_task = write_task(ctx.data_dir, setup.model.tokenizer, config.perplexity.split, config.perplexity.max_tokens)
-    ppl_base = _cached_perplexity(ctx.loaded, ppl_task, config.perplexity, ctx.batch_size)
-    ppl_injected = _cached_perplexity(setup.model, ppl_task, config.perplexity, ctx.batch_size)
+    ppl_base = cached_perplexity(ctx.loaded, ppl_task, config.perplexity, ctx.batch_size)
+    ppl_injected = cached_perplexity(setup.model, ppl_task, config.perplexity, ctx.batch_size)
     rows = _edits(ctx, config, setup, {"dev": dev, "test": test}, methods, ppl_task)
     dev_metrics = _summarize(config, rows["dev"], methods, ppl_injected)
     test_metrics = _summarize(config, rows["test"], methods, ppl_injected)
