@@ -23,12 +23,13 @@ from bench.model.loading import load_model
 from bench.plugin.registry import plugins
 from bench.sae.training import TrainSpec, train_saes
 from tests.conftest import TINY_TASK, run_cli
+from tests.test_hub_offline import _add_second_patterns, probing_task  # noqa: F401  (probing_task: the fixture)
 from tests.test_monosemanticity import TASK as MONOSEMANTICITY_TASK
 from tests.test_monosemanticity import _with_related_prompts
 from tests.test_neuron_clusters import POLY_TASK
 from tests.test_privacy_erasure import TINY_TASK as PRIVACY_TASK
 from tests.test_privacy_erasure import _char_model
-from tests.test_sparse_probing import FACTS, conllu_sentence
+from tests.test_sparse_probing import ud_dir  # noqa: F401  (the fixture: UD sentences with labels)
 
 DEVICE = os.environ.get("LENS_BENCH_TEST_DEVICE", "cuda")
 needs_device = pytest.mark.skipif(
@@ -193,18 +194,9 @@ def test_interpretability(tmp_path, tiny_model_dirs, corpus_dir) -> None:
 
 
 @needs_device
-def test_sparse_probing(tmp_path, tiny_model_dirs, corpus_dir) -> None:
-    for relation, pattern in (("P17", "[X] , which is located in [Y] ."), ("P19", "[X] is a native of [Y] .")):
-        with (corpus_dir / "pararel" / "patterns" / f"{relation}.jsonl").open("a") as f:
-            f.write(json.dumps({"pattern": pattern}) + "\n")
-    sentences = [conllu_sentence(i, s, ["is", "located"], o) for i, (s, o) in enumerate(FACTS["P17"][1])]
-    sentences += [conllu_sentence(100 + i, s, ["was", "born"], o) for i, (s, o) in enumerate(FACTS["P19"][1])]
-    (corpus_dir / "ud-english-ewt" / "en_ewt-ud-dev.conllu").write_text("".join(sentences * 8))
-    task = (
-        "type: sparse_probing\ndescription: t\nlayers: [1]\nk: [1, 2]\nmax_per_class: 50\n"
-        "tokens: {features: ['upos:PROPN', 'upos:ADP']}\nprompts: {relations: [P17, P19], prompts_per_relation: 6}\n"
-    )
-    assert on_both(tmp_path, tiny_model_dirs["llama"], task, corpus_dir) == 1
+def test_sparse_probing(tmp_path, tiny_model_dirs, ud_dir, probing_task) -> None:  # noqa: F811
+    _add_second_patterns(ud_dir)
+    assert on_both(tmp_path / "run", tiny_model_dirs["llama"], probing_task.read_text(), ud_dir) == 1
 
 
 @needs_device
