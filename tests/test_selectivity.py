@@ -115,3 +115,25 @@ def test_sampling_caps_count_tuples_so_paraphrases_add_prompts_of_the_same_facts
     # one pattern per relation: exactly as before (one prompt per tuple)
     single = [f for f in facts if f.id.endswith("/0")]
     assert [f.id for f in sampled(single, SamplingConfig(max_per_relation=2))] == ["t0/0", "t1/0", "u0/0"]
+
+
+def test_same_relation_partners_go_through_the_facts_own_pattern() -> None:
+    """A partner through another paraphrase would not read the fact's template, so a unit carrying
+    the template (relation-level, not fact-level) would look selective."""
+    from bench.data.pararel import Fact
+    from bench.tasks.knowledge_ablation.task import KnowledgeAblationConfig, _Controls
+
+    def fact(tuple_id: str, pattern: int, relation: str, answer: str) -> Fact:
+        return Fact(f"{tuple_id}/{pattern}", relation, "S", answer, f"S {pattern} is", f"[X] {pattern} [Y]")
+
+    pool = [fact(f"t{i}", p, "P1", f"A{i}") for p in range(3) for i in range(4)]
+    pool += [fact("u0", 0, "P2", "B0")]
+    controls = _Controls.__new__(_Controls)  # the partner choice only; no model needed
+    controls.pool = pool
+    controls.config = KnowledgeAblationConfig(
+        type="knowledge_ablation", description="", layers=[0], controls={"same_relation": 10}
+    )
+    target = pool[5]  # t1 through pattern 1
+    partners = controls.same_relation(target)
+    assert sorted(p.id for p in partners) == ["t0/1", "t2/1", "t3/1"]
+    assert controls.same_relation(pool[-1]) == []  # no partner: reported, not drawn from another pattern

@@ -8,8 +8,8 @@ a unit the same way: it is set to its reference value (its mean on WikiText by d
 bench.model.reference), which is also the integrated-gradients baseline. Controls, per fact and k:
 
 - same relation: the same units ablated the same way on known facts of the fact's relation
-  with another answer; selectivity = ΔProb - max(ΔProb there, ΔProb unrelated), the ranked
-  metric: units that carry the relation, not the fact, score ~0;
+  with another answer, through the same ParaRel pattern; selectivity = ΔProb - max(ΔProb
+  there, ΔProb unrelated), the ranked metric: units that carry the relation, not the fact, score ~0;
 - unrelated: the same on N known facts of other relations; specificity = ΔProb - ΔProb there;
 - KL last token: KL(clean ‖ ablated) of the next-token distribution at the last token of the
   unrelated prompts, under the very edit that is scored; the side effect the frontier
@@ -262,9 +262,15 @@ class _Controls:
         return rng.sample(others, min(self.config.controls.unrelated, len(others)))
 
     def same_relation(self, fact: Fact) -> list[Fact]:
-        """Known facts of the fact's relation with another answer: what a unit that carries the
-        relation (not the fact) also breaks. Empty when the sample has none (reported per record)."""
-        partners = [f for f in self.pool if f.relation == fact.relation and f.answer != fact.answer]
+        """Known facts of the fact's relation with another answer, through the fact's own pattern:
+        what a unit that carries the relation or its template (not the fact) also breaks. A
+        partner through another paraphrase would spare template units and flatter them. Empty
+        when the sample has none (reported per record)."""
+        partners = [
+            f
+            for f in self.pool
+            if f.relation == fact.relation and f.pattern == fact.pattern and f.answer != fact.answer
+        ]
         rng = random.Random(_seed(self.config.seed, fact.id, "same_relation"))
         return rng.sample(partners, min(self.config.controls.same_relation, len(partners)))
 
