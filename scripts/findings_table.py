@@ -13,6 +13,7 @@ One markdown row per lens, sorted by the task's headline, every mean with its 95
 - monosemanticity: median Cohen's d, AUROC overall, on paraphrases and on same-object prompts.
 - interpretability: IS of sampled and of fact-attributed units, the shuffled-explanation and
   random-direction nulls, and the alive fraction of the sampled units.
+- sparse_probing: mean F1 with 1 and 16 units, the site's random-basis floor and dense ceiling.
 """
 
 from __future__ import annotations
@@ -90,6 +91,11 @@ TABLES: dict[str, tuple[str, list[str], Callable[[dict], list[str]]]] = {
             *_intervals("is_sampled", "is_attributed", "is_shuffled", "is_random_direction")(record),
             f"{record['metrics']['alive_sampled']['mean']:.2f}",  # a fraction: its interval would leave [0, 1]
         ],
+    ),
+    "sparse_probing": (
+        "f1@1",
+        ["F1@1", "F1@16", "floor@1", "floor@16", "ceiling (dense)"],
+        _intervals("f1@1", "f1@16", "f1_random_basis@1", "f1_random_basis@16", "f1_dense"),
     ),
 }
 
