@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from bench.data.pararel import load_facts
+from bench.tasks.monosemanticity.outputs import item_values
 from bench.tasks.monosemanticity.task import (
     MonosemanticityConfig,
     PromptSets,
@@ -153,6 +154,12 @@ def test_monosemanticity_runs_end_to_end(tmp_path, tiny_model_dirs, corpus_dir) 
     assert record["metrics"]["auroc_same_object"]["n"] == 3 * 3
     assert record["distribution"]["cohens_d"]["q1"] <= record["distribution"]["cohens_d"]["q3"]
     assert (path.parent / record["artifacts"]["mixing_plot"]).stat().st_size > 1000
+    # per-fact values for paired tests between lenses: the mean over the fact's units, by relation
+    per_fact = item_values(record, "auroc")
+    assert sorted(per_fact) == sorted(item["id"] for item in kept)
+    assert np.mean([value for _, value in per_fact.values()]) == pytest.approx(record["metrics"]["auroc"]["mean"])
+    assert len(item_values(record, "auroc_same_object")) == 3  # only the facts that have same-object prompts
+    assert item_values({k: v for k, v in record.items() if k != "items"}, "auroc") is None  # a compact copy
 
 
 def test_units_are_compared_in_the_direction_they_fire_on_the_fact() -> None:

@@ -49,7 +49,7 @@ from bench.tasks.facts import (
     fact_sample,
     ig_baseline,
 )
-from bench.tasks.monosemanticity.outputs import METRICS, MonosemanticityRecord
+from bench.tasks.monosemanticity.outputs import METRICS, MonosemanticityRecord, item_values
 
 
 class RelatedConfig(Section):
@@ -310,6 +310,7 @@ TASK_TYPE = TaskType(
     run=run,
     metrics=METRICS,
     record_model=MonosemanticityRecord,
+    item_values=item_values,
     family="Knowledge",
     method_page="docs/methods/monosemanticity.md",
 )
