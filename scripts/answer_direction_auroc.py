@@ -9,7 +9,14 @@ token (as scripts/first_order_share.py computes it), read as x·ĝ on every prom
 fact and compared by AUROC, next to random unit directions read the same way (the floor: the
 mean over ``--draws`` directions per fact). Means with SEs that resample whole relations.
 
-    python scripts/answer_direction_auroc.py --layer 24 --limit 150
+It also scores the fact's own deviation from the stream's mean, d = x_fact − μ (μ: the task's
+IG baseline and ablation reference, WikiText means), read as (x − μ)·d̂. Attributed over a
+complete basis centred on μ, a fact's top units are the directions where d and the answer's
+gradient are both large, so their reading is close to a similarity to the fact's whole prompt
+representation; if d alone separates related prompts from negatives as well as random
+directions' attributed units do, that explains their monosemanticity without any unit meaning.
+
+    python scripts/answer_direction_auroc.py --layer 24 --limit 150 [--patterns-per-relation 1]
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from bench.model.sites import Site, site_width
 from bench.paths import data_dir
 from bench.plugin.registry import plugins
 from bench.stats import mean_se
-from bench.tasks.facts import fact_sample
+from bench.tasks.facts import fact_sample, ig_baseline
 from bench.tasks.monosemanticity.task import MonosemanticityConfig, auroc, prompt_sets
 
 
@@ -55,11 +62,15 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=150)
     parser.add_argument("--draws", type=int, default=20, help="random directions per fact")
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--patterns-per-relation", type=int, default=None, help="default: the task file's")
     args = parser.parse_args()
     loaded = load_model(args.model)
     site = f"blocks.{args.layer}.hook_resid_post"
-    config = load_task(plugins(), "monosemanticity").config.model_copy(update={"limit": args.limit})
+    config = load_task(plugins(), "monosemanticity").config
     assert isinstance(config, MonosemanticityConfig)
+    patterns = args.patterns_per_relation or config.data.patterns_per_relation
+    data = config.data.model_copy(update={"patterns_per_relation": patterns})
+    config = config.model_copy(update={"limit": args.limit, "data": data})
     lens = SiteCoordinates(site, site_width(loaded.model, Site.parse(site)))  # the stream's own coordinates
     slot = RecordSlot(
         Path(tempfile.mkdtemp()), {"task": {"name": "x"}, "model": {"id": "m"}, "lens": {"name": "l", "site": site}}
@@ -67,12 +78,13 @@ def main() -> None:
     ctx = TaskContext(loaded, lens, config, 32, data_dir(args.data_dir), slot, lambda *_: None, plugins())
     known, pool, facts = fact_sample(ctx, config.data, config.filter, config.sampling, config.limit, config.seed)
     known_tuples = {(f.relation, f.subject, f.answer) for f in known}
+    mean = ig_baseline(ctx, config.attribution)  # μ in the stream's coordinates
 
     def keep(candidates: list[Fact], limit: int | None) -> list[Fact]:  # the task's known-fact filter
         return [f for f in candidates if (f.relation, f.subject, f.answer) in known_tuples][:limit]
 
     rng = torch.Generator().manual_seed(0)
-    scores: dict[str, list[float]] = {"answer gradient": [], "random direction": []}
+    scores: dict[str, list[float]] = {"answer gradient": [], "random direction": [], "deviation from the mean": []}
     relations = []
     for fact in tqdm(facts, desc="facts"):
         sets = prompt_sets(ctx, config, fact, pool, keep)
@@ -86,6 +98,8 @@ def main() -> None:
         scores["answer gradient"].append(oriented_auroc(states, n, g))
         draws = [oriented_auroc(states, n, torch.randn(g.shape, generator=rng)) for _ in range(args.draws)]
         scores["random direction"].append(statistics.fmean(draws))
+        centred = states - (mean if mean is not None else 0.0)
+        scores["deviation from the mean"].append(oriented_auroc(centred, n, centred[0]))
         relations.append(fact.relation)
     for name, values in scores.items():
         summary = mean_se(values, 2000, 0, relations)
