@@ -7,7 +7,8 @@ One markdown row per lens, sorted by the task's headline, every mean with its 95
 (`bench run --output-dir`); the leaderboard's compact copies keep only headline numbers.
 
 - knowledge_ablation: selectivity at each KL budget ("≥" where the lens's costliest edit stays
-  under the budget, so the value is a lower bound), selectivity/specificity/ΔProb and the two
+  under the budget, so the value is a lower bound; "†" where even k = 1 costs more, so the value is
+  interpolated between no edit and k = 1), selectivity/specificity/ΔProb and the two
   controls at k = 5, next-token KL at k = 1/5/50, the edit's relative norm at k = 5 and the
   run's wall time ("resumed" where it finished an earlier run's items: partial).
 - monosemanticity: median Cohen's d, AUROC overall, on paraphrases and on same-object prompts.
@@ -34,7 +35,11 @@ def _interval(metric: dict) -> str:
 
 def _at_budget(record: dict, budget: str) -> str:
     cell = _interval(record["metrics"][f"selectivity_at_kl@{budget}"])
-    return cell if record["frontier"][budget]["binding"] else f"≥ {cell}"
+    frontier = record["frontier"][budget]
+    if not frontier["binding"]:
+        return f"≥ {cell}"
+    # even one unit costs more than the budget: the value is interpolated towards no edit
+    return cell if frontier["smallest_edit_fits"] else f"{cell} †"
 
 
 def _wall(provenance: dict) -> str:

@@ -24,7 +24,7 @@ def _record(name: str, selectivity: float, binding: bool) -> dict:
     return {
         "lens": {"name": name, "site": "blocks.1.hook_resid_post", "layer": 1},
         "metrics": metrics,
-        "frontier": {budget: {"binding": binding} for budget in ("0.005", "0.01", "0.02")},
+        "frontier": {b: {"binding": binding, "smallest_edit_fits": b != "0.005"} for b in ("0.005", "0.01", "0.02")},
         "provenance": {"wall_time_s": 12.0, "resumed_items": 3 if name == "b" else 0},
     }
 
@@ -34,3 +34,4 @@ def test_rows_are_sorted_by_the_headline_and_unbinding_budgets_are_lower_bounds(
     assert len(lines) == 4 and lines[0].count("|") == lines[2].count("|") == 14
     assert lines[2].startswith("| `b` ") and "≥ 0.300 [0.28, 0.32]" in lines[2] and "12 s (resumed)" in lines[2]
     assert lines[3].startswith("| `a` ") and "| 0.100 [0.08, 0.12] |" in lines[3] and "≥" not in lines[3]
+    assert "| 0.100 [0.08, 0.12] † |" in lines[3]  # at 0.005 even k = 1 costs more than the budget
