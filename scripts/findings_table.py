@@ -3,7 +3,8 @@
     python scripts/findings_table.py <results dir> --task knowledge_ablation --layer 16
 
 One markdown row per lens, sorted by the task's headline, every mean with its 95 % interval
-(mean ± 1.96 SE, relations resampled where the task clusters by relation). Reads full records
+(mean ± 1.96 SE as the leaderboard writes it, relations resampled where the task clusters by
+relation; records of the task's current schema only). Reads full records
 (`bench run --output-dir`); the leaderboard's compact copies keep only headline numbers.
 
 - knowledge_ablation: selectivity at each KL budget ("≥" where the lens's costliest edit stays
@@ -20,17 +21,18 @@ One markdown row per lens, sorted by the task's headline, every mean with its 95
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.engine.records import load_records
+from bench.report.labels import interval_text
+
 BUDGETS = ("0.005", "0.01", "0.02")
-Z95 = 1.96
 
 
 def _interval(metric: dict) -> str:
-    low, high = metric["mean"] - Z95 * metric["se"], metric["mean"] + Z95 * metric["se"]
-    return f"{metric['mean']:.3f} [{low:.2f}, {high:.2f}]"
+    """As the leaderboard writes it."""
+    return f"{metric['mean']:.3f} {interval_text(metric['mean'], metric['se'], metric.get('clusters'))}"
 
 
 def _at_budget(record: dict, budget: str) -> str:
@@ -121,12 +123,12 @@ def main() -> None:
     parser.add_argument("--task", choices=sorted(TABLES), required=True, help="the task type")
     parser.add_argument("--layer", type=int, required=True)
     args = parser.parse_args()
-    records = [json.loads(path.read_text()) for path in sorted(args.results.rglob("*.json"))]
-    records = [r for r in records if r.get("task", {}).get("type") == args.task and r["lens"]["layer"] == args.layer]
+    wanted = (args.task, args.layer)
+    records = [r for r in load_records(args.results) if (r["task"]["type"], r["lens"]["layer"]) == wanted]
     if not records:
         raise SystemExit(f"no {args.task} records of layer {args.layer} under {args.results}")
     if args.task == "knowledge_ablation" and any("frontier" not in r for r in records):
-        raise SystemExit("a knowledge_ablation record has no KL frontier: a compact copy or a pre-schema-3 record")
+        raise SystemExit("a knowledge_ablation record has no KL frontier: a compact published copy")
     print(table(records, args.task))
 
 
