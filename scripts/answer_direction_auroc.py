@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from first_order_share import answer_gradient  # a sibling script: python puts scripts/ on the path
 from tqdm.auto import tqdm
 
 from bench.data.pararel import Fact
@@ -36,6 +35,7 @@ from bench.engine.context import TaskContext
 from bench.engine.records import RecordSlot
 from bench.engine.taskspec import load_task
 from bench.model.attribution import attribute
+from bench.model.directions import answer_gradient
 from bench.model.lens import SiteCoordinates
 from bench.model.loading import load_model
 from bench.model.scoring import encode

@@ -22,12 +22,12 @@ import statistics
 from pathlib import Path
 
 import torch
-from readout_alignment import captured, stream_directions  # a sibling script: python puts scripts/ on the path
 from scipy.stats import spearmanr
 
 from bench.data.pararel import load_facts
 from bench.engine.records import record_items
 from bench.model.attribution import attribute
+from bench.model.directions import share_in_span, stream_directions
 from bench.model.lens import SiteCoordinates
 from bench.model.loading import load_model
 from bench.model.reference import UnitReference
@@ -72,9 +72,9 @@ def main() -> None:
         (state,) = attribute(loaded, stream, encode(loaded.tokenizer, [fact]), "activation", 1, 1)
         deviation = state - mean
         directions = stream_directions(loaded, lens, item["units"])
-        shares.append(captured(directions, deviation))
+        shares.append(share_in_span(directions, deviation))
         subsets = [rng.sample(range(lens.n_units), len(item["units"])) for _ in range(args.draws)]
-        chance.append(statistics.fmean(captured(stream_directions(loaded, lens, s), deviation) for s in subsets))
+        chance.append(statistics.fmean(share_in_span(stream_directions(loaded, lens, s), deviation) for s in subsets))
         cosines += torch.cosine_similarity(directions, deviation[None], dim=1).abs().tolist()
         aurocs += item["auroc"]
     rho = spearmanr(cosines, aurocs)

@@ -36,33 +36,14 @@ import torch
 
 from bench.data.pararel import Fact
 from bench.engine.records import record_items
+from bench.model.directions import answer_gradient
 from bench.model.lens import Lens, SiteCoordinates, lensed
 from bench.model.loading import LoadedModel, load_model
 from bench.model.reference import UnitReference
-from bench.model.scoring import encode
-from bench.model.sites import Site, hooked, site_width
+from bench.model.sites import Site, site_width
 from bench.paths import data_dir
 from bench.plugin.registry import plugins
 from bench.tasks.knowledge_ablation.replay import lens_of_record
-
-
-def answer_gradient(loaded: LoadedModel, site: str, fact: Fact) -> tuple[torch.Tensor, torch.Tensor]:
-    """The site's activation x and ∂ log p(answer) / ∂x at the last prompt token (answer teacher-forced)."""
-    (encoded,) = encode(loaded.tokenizer, [fact])
-    ids = torch.tensor([encoded.prompt_ids + encoded.answer_ids[:-1]], device=loaded.device)
-    last = len(encoded.prompt_ids) - 1
-    leaves: list[torch.Tensor] = []
-
-    def leaf(x: torch.Tensor) -> torch.Tensor:
-        x = x.detach().requires_grad_(True)
-        leaves.append(x)
-        return x
-
-    with torch.enable_grad(), hooked(loaded.model, {site: leaf}):
-        logp = loaded.model(ids).logits[0].float().log_softmax(-1)
-        targets = torch.tensor(encoded.answer_ids, device=loaded.device)
-        logp[last + torch.arange(len(targets), device=loaded.device), targets].sum().backward()
-    return leaves[0][0, last].detach().float(), leaves[0].grad[0, last].float()
 
 
 def fact_of(item: dict[str, Any]) -> Fact:

@@ -33,26 +33,11 @@ from pathlib import Path
 import torch
 
 from bench.engine.records import record_items
-from bench.model.lens import Lens
+from bench.model.directions import share_in_span, stream_directions
 from bench.model.loading import LoadedModel, load_model
-from bench.model.sites import Site, architecture_of, hooked, neuron_output_weight, site_width
+from bench.model.sites import Site, architecture_of, hooked
 from bench.plugin.registry import plugins
 from bench.tasks.knowledge_ablation.replay import lens_of_record
-from bench.tasks.privacy_erasure.methods import orthonormal_basis
-
-
-def stream_directions(loaded: LoadedModel, lens: Lens, units: list[int]) -> torch.Tensor:
-    """[len(units), d_model]: what raising each unit by 1 adds to the residual stream, read off the
-    lens's own patch (so it holds for any linear decoder); MLP neurons through the down projection."""
-    site = Site.parse(lens.site)
-    h = torch.zeros(1, len(units), site_width(loaded.model, site))
-    before = lens.encode({lens.site: h})
-    after = before.clone()
-    after[0, torch.arange(len(units)), torch.tensor(units)] += 1.0
-    moved = (lens.patch({lens.site: h}, before, after) - h)[0]
-    if site.hook == "mlp.hook_post":
-        moved = moved @ neuron_output_weight(loaded.model, site.layer).detach().T.float()
-    return moved.float()
 
 
 def read_out(loaded: LoadedModel, answer: str) -> torch.Tensor:
@@ -82,13 +67,6 @@ def effective_read_out(loaded: LoadedModel, site: str, prompt: str, answer: str)
 
 def _first_token(loaded: LoadedModel, answer: str) -> int:
     return loaded.tokenizer(" " + answer, add_special_tokens=False)["input_ids"][0]
-
-
-def captured(directions: torch.Tensor, vector: torch.Tensor) -> float:
-    """‖Π v̂‖²: the share of the unit vector v̂ inside the span of `directions`."""
-    basis = orthonormal_basis(directions)
-    unit = vector / vector.norm()
-    return float((basis.T @ unit).pow(2).sum())
 
 
 def main() -> None:
@@ -121,8 +99,8 @@ def main() -> None:
                 chosen = stream_directions(loaded, lens, item["top_units"][:k])
                 draws = [stream_directions(loaded, lens, rng.sample(range(lens.n_units), k)) for _ in range(args.draws)]
                 for kind, vector in vectors.items():
-                    shares[kind, k].append(captured(chosen, vector))
-                    chance[kind, k].append(statistics.fmean(captured(d, vector) for d in draws))
+                    shares[kind, k].append(share_in_span(chosen, vector))
+                    chance[kind, k].append(statistics.fmean(share_in_span(d, vector) for d in draws))
             others = [
                 read_out(loaded, o["answer"])
                 for o in items

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from bench.model.directions import orthonormal_basis
 from bench.model.interventions import unit_mask, units_ablated_at
 from bench.model.lens import BlockNeurons, Lens, SiteCoordinates, WritesDirections
 from bench.model.loading import LoadedModel
@@ -105,13 +106,6 @@ class AblateTopK(ErasureMethod):
         value = values[0] if values else None
         with units_ablated_at(loaded, lens, unit_mask(lens.n_units, units), "all_but_first", value):
             yield {"units": units.tolist()}
-
-
-def orthonormal_basis(directions: torch.Tensor) -> torch.Tensor:
-    """[d, r]: an orthonormal basis of the span of the rows of `directions` [n, d]."""
-    q, r = torch.linalg.qr(directions.T.double())
-    keep = r.diagonal().abs() > 1e-8 * r.diagonal().abs().max().clamp_min(1e-30)
-    return q[:, keep].float()
 
 
 @contextmanager
