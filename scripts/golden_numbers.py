@@ -16,9 +16,8 @@ from pathlib import Path
 from bench.engine.records import load_records
 from bench.paths import REPO_ROOT
 from bench.plugin.registry import plugins
-from bench.report.leaderboard import frame
+from bench.report.leaderboard import numbers
 
-KEYS = ["model", "lens", "site", "sae", "method", "task", "metric"]
 GOLDEN = REPO_ROOT / "tests" / "golden" / "leaderboard_numbers.csv"
 
 
@@ -27,11 +26,13 @@ def main() -> None:
     parser.add_argument("--full", type=Path, required=True, help="results folder the new records came from")
     parser.add_argument("--published", type=Path, default=REPO_ROOT / "leaderboard" / "records")
     args = parser.parse_args()
+    if not args.full.is_dir():
+        parser.error(f"--full {args.full} is not a folder: pass the results folder that bench publish read")
     task_types = plugins().task_types.by_name()
     full = {record["id"]: record for record in load_records(args.full, task_types)}
     published = list(load_records(args.published, task_types))
     records = [full.get(record["id"], record) for record in published]
-    table = frame(records)[[*KEYS, "mean", "se", "n"]].sort_values(KEYS, na_position="first")
+    table = numbers(records)
     table.to_csv(GOLDEN, index=False, float_format="%.10g")
     replaced = sum(record["id"] in full for record in published)
     print(f"wrote {GOLDEN.relative_to(REPO_ROOT)}: {len(table)} rows, {replaced} records from {args.full}")

@@ -14,11 +14,10 @@ from bench.engine.records import load_records, record_items
 from bench.errors import BenchError
 from bench.paths import REPO_ROOT
 from bench.plugin.registry import plugins
-from bench.report.leaderboard import frame
+from bench.report.leaderboard import NUMBER, numbers
 
 PUBLISHED = REPO_ROOT / "leaderboard" / "records"
 GOLDEN = Path(__file__).parent / "golden" / "leaderboard_numbers.csv"
-KEYS = ["model", "lens", "site", "sae", "method", "task", "metric"]
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +26,10 @@ def published() -> list[dict]:
 
 
 def test_published_records_keep_every_number(published) -> None:
-    now = frame(published)[[*KEYS, "mean", "se", "n"]].fillna("")
+    now = numbers(published).fillna("")
     before = pd.read_csv(GOLDEN, keep_default_na=False, dtype={"sae": str, "method": str})
-    merged = before.merge(now, on=KEYS, how="outer", suffixes=("_before", "_now"), indicator=True)
-    assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"][KEYS].head().to_string()
+    merged = before.merge(now, on=NUMBER, how="outer", suffixes=("_before", "_now"), indicator=True)
+    assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"][NUMBER].head().to_string()
     for column in ("mean", "se", "n"):
         assert merged[f"{column}_before"].astype(float).to_numpy() == pytest.approx(
             merged[f"{column}_now"].astype(float).to_numpy(), rel=1e-9, abs=1e-12

@@ -40,6 +40,7 @@ from bench.stats import holm, paired_difference
 
 FORMATS = ("md", "csv", "json", "html")
 ROW = ["model", "lens", "site", "sae", "method"]
+NUMBER = [*ROW, "task", "metric"]  # what names one number of the leaderboard
 FAMILIES = ("Knowledge", "Interpretability", "Probing", "Erasure", "Other")
 ALPHA = 0.05  # family-wise level of the paired tests that decide the headline's rank groups
 PAIRED_RESAMPLES = 2000
@@ -112,8 +113,13 @@ def frame(records: Iterable[dict[str, Any]], task_types: Mapping[str, TaskType] 
     if not rows:
         raise BenchError("no result records found; run `bench run ...` first or pass --results-dir.")
     df = pd.DataFrame(rows).sort_values("finished", kind="stable")
-    df = df.drop_duplicates([*ROW, "task", "metric"], keep="last")
+    df = df.drop_duplicates(NUMBER, keep="last")
     return df.sort_values(["model", "layer", "site", "lens", "task"], kind="stable").reset_index(drop=True)
+
+
+def numbers(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Every number of the leaderboard (mean, se, n) under what names it: the golden file's layout."""
+    return frame(records)[[*NUMBER, "mean", "se", "n"]].sort_values(NUMBER, na_position="first")
 
 
 def _middle_k(df: pd.DataFrame, every_k_where_asked: bool = True) -> pd.DataFrame:
