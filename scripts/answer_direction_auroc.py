@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,6 @@ from tqdm.auto import tqdm
 
 from bench.data.pararel import Fact
 from bench.engine.context import TaskContext
-from bench.engine.records import RecordSlot
 from bench.engine.taskspec import load_task
 from bench.model.attribution import attribute
 from bench.model.directions import answer_gradient
@@ -72,10 +70,7 @@ def main() -> None:
     data = config.data.model_copy(update={"patterns_per_relation": patterns})
     config = config.model_copy(update={"limit": args.limit, "data": data})
     lens = SiteCoordinates(site, site_width(loaded.model, Site.parse(site)))  # the stream's own coordinates
-    slot = RecordSlot(
-        Path(tempfile.mkdtemp()), {"task": {"name": "x"}, "model": {"id": "m"}, "lens": {"name": "l", "site": site}}
-    )
-    ctx = TaskContext(loaded, lens, config, 32, data_dir(args.data_dir), slot, lambda *_: None, plugins())
+    ctx = TaskContext.outside_a_run(loaded, lens, config, data_dir(args.data_dir), plugins())
     known, pool, facts = fact_sample(ctx, config.data, config.filter, config.sampling, config.limit, config.seed)
     known_tuples = {(f.relation, f.subject, f.answer) for f in known}
     mean = ig_baseline(ctx, config.attribution)  # μ in the stream's coordinates

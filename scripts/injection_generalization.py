@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 
-from tqdm.auto import tqdm
-
 from bench.engine.context import TaskContext
 from bench.engine.runner import RunOptions, task_config
 from bench.engine.taskspec import load_task
@@ -43,7 +41,7 @@ def main() -> None:
     for n in args.templates:
         config = base.model_copy(update={"data": base.data.model_copy(update={"injection_templates": n})})
         assert isinstance(config, PrivacyErasureConfig)
-        ctx = TaskContext(loaded, lens, config, args.batch_size, data, None, lambda d, t, i: tqdm(total=t), registry)
+        ctx = TaskContext.outside_a_run(loaded, lens, config, data, registry, args.batch_size)
         setup = ErasureSetup(ctx, config)
         gen = [[setup.before[f.id].greedy_correct for f in setup.gen_prompts[p.fact.id]] for p in setup.learnt]
         ppl_task = write_task(data, loaded.tokenizer, config.perplexity.split, config.perplexity.max_tokens)

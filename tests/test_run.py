@@ -186,3 +186,20 @@ def test_an_installed_copy_reports_no_commit_of_an_enclosing_repository(tmp_path
     subprocess.run(["git", "-C", str(tmp_path / "other-repo"), "init", "-q"], check=True)
     monkeypatch.setattr(provenance, "REPO_ROOT", site)
     assert provenance.git_commit() is None
+
+
+def test_a_script_context_never_resumes_or_writes_among_results(tiny_llama, pararel_dir, tmp_path, monkeypatch) -> None:
+    from bench.engine.context import TaskContext
+    from bench.plugin.registry import plugins
+
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    lens = plugins().lenses.get("mlp_neurons").build(tiny_llama, "blocks.1.mlp.hook_post", {})
+    config = knowledge_ablation.KnowledgeAblationConfig.model_validate(
+        {"type": "knowledge_ablation", "description": "a script's", "layers": [1]}
+    )
+    first, second = (TaskContext.outside_a_run(tiny_llama, lens, config, pararel_dir, plugins()) for _ in range(2))
+    first.slot.log_items([{"id": "f"}])
+    assert first.slot.done_items() == [{"id": "f"}] and second.slot.done_items() == []
+    assert not any(workdir.iterdir())  # nothing in the working directory, where results go by default

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from tqdm.auto import tqdm
 
 from bench.engine.records import RecordSlot
 from bench.engine.taskspec import TaskConfig
@@ -29,3 +32,27 @@ class TaskContext:
     # Tasks skip computation whose result an edit cannot change (clean prefixes, blocks before the
     # site). False runs every pass whole: the reference path, for tests and benchmarks of the fast one.
     reuse_clean: bool = True
+
+    @classmethod
+    def outside_a_run(
+        cls,
+        loaded: LoadedModel,
+        lens: Lens,
+        config: TaskConfig,
+        data_dir: Path | None,
+        plugins: Plugins,
+        batch_size: int = 32,
+    ) -> TaskContext:
+        """A context for a script that calls a task's parts by hand: its record slot is a fresh
+        temporary folder, so nothing resumes from or lands among real results."""
+        identity = {
+            "task": {"name": type(config).__name__},
+            "model": {"id": loaded.model_id},
+            "lens": {"name": "script", "site": lens.site},
+        }
+        slot = RecordSlot(Path(tempfile.mkdtemp(prefix="lens-bench-script-")), identity)
+
+        def progress(description: str, total: int, initial: int) -> tqdm:
+            return tqdm(desc=description, total=total, initial=initial)
+
+        return cls(loaded, lens, config, batch_size, data_dir, slot, progress, plugins)
