@@ -16,6 +16,14 @@ gradient are both large, so their reading is close to a similarity to the fact's
 representation; if d alone separates related prompts from negatives as well as random
 directions' attributed units do, that explains their monosemanticity without any unit meaning.
 
+And it asks which part of a unit's selection makes it pass: ``random direction, centred`` reads
+random directions as a centred lens's units are read (x − μ, oriented by the fact's own reading
+d·r, where ``random direction`` orients by x_fact·r); over one complete random orthonormal basis
+(what the ``random`` lens is), ``top 5 by |deviation|`` takes the 5 units where the fact's own
+reading |d·u| is largest, with no attribution at all, and ``top 5 by deviation x gradient`` the 5
+with the largest (d·u)(g·u), gradient × activation (the task's IG integrates g along the path
+from μ; this takes it at the fact).
+
     python scripts/answer_direction_auroc.py --layer 24 --limit 150 [--patterns-per-relation 1]
 """
 
@@ -79,7 +87,16 @@ def main() -> None:
         return [f for f in candidates if (f.relation, f.subject, f.answer) in known_tuples][:limit]
 
     rng = torch.Generator().manual_seed(0)
-    scores: dict[str, list[float]] = {"answer gradient": [], "random direction": [], "deviation from the mean": []}
+    # one complete orthonormal basis for the run, as the random lens has one
+    basis = torch.linalg.qr(torch.randn(lens.n_units, lens.n_units, generator=rng))[0].T
+    scores: dict[str, list[float]] = {
+        "answer gradient": [],
+        "random direction": [],
+        "random direction, centred": [],
+        "deviation from the mean": [],
+        "basis, top 5 by |deviation|": [],
+        "basis, top 5 by deviation x gradient": [],
+    }
     relations = []
     for fact in tqdm(facts, desc="facts"):
         sets = prompt_sets(ctx, config, fact, pool, keep)
@@ -94,7 +111,13 @@ def main() -> None:
         draws = [oriented_auroc(states, n, torch.randn(g.shape, generator=rng)) for _ in range(args.draws)]
         scores["random direction"].append(statistics.fmean(draws))
         centred = states - (mean if mean is not None else 0.0)
+        draws = [oriented_auroc(centred, n, torch.randn(g.shape, generator=rng)) for _ in range(args.draws)]
+        scores["random direction, centred"].append(statistics.fmean(draws))
         scores["deviation from the mean"].append(oriented_auroc(centred, n, centred[0]))
+        deviation, gradient = basis @ centred[0], basis @ g
+        for name, ranking in (("|deviation|", deviation.abs()), ("deviation x gradient", deviation * gradient)):
+            top = [oriented_auroc(centred, n, basis[u]) for u in ranking.topk(5).indices]
+            scores[f"basis, top 5 by {name}"].append(statistics.fmean(top))
         relations.append(fact.relation)
     for name, values in scores.items():
         summary = mean_se(values, 2000, 0, relations)
