@@ -61,24 +61,10 @@ def oriented_auroc(states: torch.Tensor, n_related: int, direction: torch.Tensor
     return auroc(np.asarray(read[:n_related]), np.asarray(read[n_related:]))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--layer", type=int, default=24)
-    parser.add_argument("--limit", type=int, default=150)
-    parser.add_argument("--draws", type=int, default=20, help="random directions per fact")
-    parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--patterns-per-relation", type=int, default=None, help="default: the task file's")
-    args = parser.parse_args()
-    loaded = load_model(args.model)
-    site = f"blocks.{args.layer}.hook_resid_post"
-    config = load_task(plugins(), "monosemanticity").config
+def score_facts(ctx: TaskContext, site: str, draws_per_fact: int) -> tuple[dict[str, list[float]], list[str]]:
+    """Each direction's AUROC per fact with enough related prompts and negatives, and the facts' relations."""
+    loaded, lens, config = ctx.loaded, ctx.lens, ctx.config
     assert isinstance(config, MonosemanticityConfig)
-    patterns = args.patterns_per_relation or config.data.patterns_per_relation
-    data = config.data.model_copy(update={"patterns_per_relation": patterns})
-    config = config.model_copy(update={"limit": args.limit, "data": data})
-    lens = SiteCoordinates(site, site_width(loaded.model, Site.parse(site)))  # the stream's own coordinates
-    ctx = TaskContext.outside_a_run(loaded, lens, config, data_dir(args.data_dir), plugins())
     known, pool, facts = fact_sample(ctx, config.data, config.filter, config.sampling, config.limit, config.seed)
     known_tuples = {(f.relation, f.subject, f.answer) for f in known}
     mean = ig_baseline(ctx, config.attribution)  # μ in the stream's coordinates
@@ -108,10 +94,10 @@ def main() -> None:
         _, g = answer_gradient(loaded, site, fact)
         n = len(sets.related)
         scores["answer gradient"].append(oriented_auroc(states, n, g))
-        draws = [oriented_auroc(states, n, torch.randn(g.shape, generator=rng)) for _ in range(args.draws)]
+        draws = [oriented_auroc(states, n, torch.randn(g.shape, generator=rng)) for _ in range(draws_per_fact)]
         scores["random direction"].append(statistics.fmean(draws))
         centred = states - (mean if mean is not None else 0.0)
-        draws = [oriented_auroc(centred, n, torch.randn(g.shape, generator=rng)) for _ in range(args.draws)]
+        draws = [oriented_auroc(centred, n, torch.randn(g.shape, generator=rng)) for _ in range(draws_per_fact)]
         scores["random direction, centred"].append(statistics.fmean(draws))
         scores["deviation from the mean"].append(oriented_auroc(centred, n, centred[0]))
         deviation, gradient = basis @ centred[0], basis @ g
@@ -119,6 +105,28 @@ def main() -> None:
             top = [oriented_auroc(centred, n, basis[u]) for u in ranking.topk(5).indices]
             scores[f"basis, top 5 by {name}"].append(statistics.fmean(top))
         relations.append(fact.relation)
+    return scores, relations
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--layer", type=int, default=24)
+    parser.add_argument("--limit", type=int, default=150)
+    parser.add_argument("--draws", type=int, default=20, help="random directions per fact")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--patterns-per-relation", type=int, default=None, help="default: the task file's")
+    args = parser.parse_args()
+    loaded = load_model(args.model)
+    site = f"blocks.{args.layer}.hook_resid_post"
+    config = load_task(plugins(), "monosemanticity").config
+    assert isinstance(config, MonosemanticityConfig)
+    patterns = args.patterns_per_relation or config.data.patterns_per_relation
+    data = config.data.model_copy(update={"patterns_per_relation": patterns})
+    config = config.model_copy(update={"limit": args.limit, "data": data})
+    lens = SiteCoordinates(site, site_width(loaded.model, Site.parse(site)))  # the stream's own coordinates
+    with TaskContext.outside_a_run(loaded, lens, config, data_dir(args.data_dir), plugins()) as ctx:
+        scores, relations = score_facts(ctx, site, args.draws)
     for name, values in scores.items():
         summary = mean_se(values, 2000, 0, relations)
         print(f"{site} {name}: mean AUROC {summary['mean']:.3f} ± {summary['se']:.3f} over {summary['n']} facts")

@@ -63,6 +63,7 @@ def main() -> None:
         record["task"]["config"]["seed"],
     )
     fact_by_id = {fact.id: fact for fact in facts}
+    every_direction = stream_directions(loaded, lens, list(range(lens.n_units)))  # [n_units, d_model], once
     rng = random.Random(0)
     shares, chance, aurocs, cosines = [], [], [], []
     for item in record_items(record):
@@ -71,10 +72,10 @@ def main() -> None:
         fact = fact_by_id[item["id"]]
         (state,) = attribute(loaded, stream, encode(loaded.tokenizer, [fact]), "activation", 1, 1)
         deviation = state - mean
-        directions = stream_directions(loaded, lens, item["units"])
+        directions = every_direction[item["units"]]
         shares.append(share_in_span(directions, deviation))
         subsets = [rng.sample(range(lens.n_units), len(item["units"])) for _ in range(args.draws)]
-        chance.append(statistics.fmean(share_in_span(stream_directions(loaded, lens, s), deviation) for s in subsets))
+        chance.append(statistics.fmean(share_in_span(every_direction[s], deviation) for s in subsets))
         cosines += torch.cosine_similarity(directions, deviation[None], dim=1).abs().tolist()
         aurocs += item["auroc"]
     rho = spearmanr(cosines, aurocs)

@@ -41,8 +41,8 @@ def main() -> None:
     for n in args.templates:
         config = base.model_copy(update={"data": base.data.model_copy(update={"injection_templates": n})})
         assert isinstance(config, PrivacyErasureConfig)
-        ctx = TaskContext.outside_a_run(loaded, lens, config, data, registry, args.batch_size)
-        setup = ErasureSetup(ctx, config)
+        with TaskContext.outside_a_run(loaded, lens, config, data, registry, args.batch_size) as ctx:
+            setup = ErasureSetup(ctx, config)  # the setup reads no records: the slot may go
         gen = [[setup.before[f.id].greedy_correct for f in setup.gen_prompts[p.fact.id]] for p in setup.learnt]
         ppl_task = write_task(data, loaded.tokenizer, config.perplexity.split, config.perplexity.max_tokens)
         before = cached_perplexity(loaded, ppl_task, config.perplexity, args.batch_size)

@@ -199,7 +199,12 @@ def test_a_script_context_never_resumes_or_writes_among_results(tiny_llama, para
     config = knowledge_ablation.KnowledgeAblationConfig.model_validate(
         {"type": "knowledge_ablation", "description": "a script's", "layers": [1]}
     )
-    first, second = (TaskContext.outside_a_run(tiny_llama, lens, config, pararel_dir, plugins()) for _ in range(2))
-    first.slot.log_items([{"id": "f"}])
-    assert first.slot.done_items() == [{"id": "f"}] and second.slot.done_items() == []
+    with (
+        TaskContext.outside_a_run(tiny_llama, lens, config, pararel_dir, plugins()) as first,
+        TaskContext.outside_a_run(tiny_llama, lens, config, pararel_dir, plugins()) as second,
+    ):
+        first.slot.log_items([{"id": "f"}])
+        assert first.slot.done_items() == [{"id": "f"}] and second.slot.done_items() == []
+        folder = first.slot.root
     assert not any(workdir.iterdir())  # nothing in the working directory, where results go by default
+    assert not folder.exists()  # and the temporary slot is gone

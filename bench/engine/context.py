@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ class TaskContext:
     reuse_clean: bool = True
 
     @classmethod
+    @contextmanager
     def outside_a_run(
         cls,
         loaded: LoadedModel,
@@ -42,17 +44,18 @@ class TaskContext:
         data_dir: Path | None,
         plugins: Plugins,
         batch_size: int = 32,
-    ) -> TaskContext:
+    ) -> Iterator[TaskContext]:
         """A context for a script that calls a task's parts by hand: its record slot is a fresh
-        temporary folder, so nothing resumes from or lands among real results."""
+        temporary folder, removed on exit, so nothing resumes from or lands among real results."""
         identity = {
             "task": {"name": type(config).__name__},
             "model": {"id": loaded.model_id},
             "lens": {"name": "script", "site": lens.site},
         }
-        slot = RecordSlot(Path(tempfile.mkdtemp(prefix="lens-bench-script-")), identity)
 
         def progress(description: str, total: int, initial: int) -> tqdm:
             return tqdm(desc=description, total=total, initial=initial)
 
-        return cls(loaded, lens, config, batch_size, data_dir, slot, progress, plugins)
+        with tempfile.TemporaryDirectory(prefix="lens-bench-script-") as folder:
+            slot = RecordSlot(Path(folder), identity)
+            yield cls(loaded, lens, config, batch_size, data_dir, slot, progress, plugins)
