@@ -86,6 +86,7 @@ def main() -> None:
         loaded = loaded or load_model(record["model"]["id"])
         lens = lens_of_record(loaded, record, plugins())
         items = record_items(record)
+        every_direction = stream_directions(loaded, lens, list(range(lens.n_units)))  # [n_units, d_model], once
         rng = random.Random(0)
         shares = {(kind, k): [] for kind in kinds for k in args.k}
         chance = {(kind, k): [] for kind in kinds for k in args.k}
@@ -96,8 +97,8 @@ def main() -> None:
                 "effective": effective_read_out(loaded, lens.site, item["prompt"], item["answer"]),
             }
             for k in args.k:
-                chosen = stream_directions(loaded, lens, item["top_units"][:k])
-                draws = [stream_directions(loaded, lens, rng.sample(range(lens.n_units), k)) for _ in range(args.draws)]
+                chosen = every_direction[item["top_units"][:k]]
+                draws = [every_direction[rng.sample(range(lens.n_units), k)] for _ in range(args.draws)]
                 for kind, vector in vectors.items():
                     shares[kind, k].append(share_in_span(chosen, vector))
                     chance[kind, k].append(statistics.fmean(share_in_span(d, vector) for d in draws))

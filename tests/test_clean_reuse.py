@@ -13,9 +13,6 @@ import torch
 from bench_baselines import Directions
 from bench_mlp_neurons import MLPNeurons
 from bench_neuron_clusters import ClusterTable, NeuronClusters
-from bench_sae_lenses import SAEFeatures
-from sae_lens import StandardSAE, StandardSAEConfig
-from sae_lens.saes.sae import SAEMetadata
 from tqdm.auto import tqdm
 
 from bench.engine.context import TaskContext
@@ -29,7 +26,7 @@ from bench.model.sites import neuron_input_weights
 from bench.model.text_kl import CleanDistribution
 from bench.plugin.registry import plugins
 from bench.tasks.knowledge_ablation.task import KnowledgeAblationConfig, run
-from tests.tiny import ARCH_CONFIGS
+from tests.tiny import ARCH_CONFIGS, random_sae_lens
 
 LAYER = 1
 TASK = {
@@ -43,16 +40,6 @@ TASK = {
     "layers": [LAYER],
     "bootstrap": {"resamples": 20},
 }
-
-
-def _sae(loaded: LoadedModel, site: str) -> Lens:
-    d = loaded.model.config.hidden_size
-    torch.manual_seed(0)
-    sae = StandardSAE(StandardSAEConfig(d_in=d, d_sae=2 * d, metadata=SAEMetadata(hook_name=site)))
-    with torch.no_grad():
-        for parameter in sae.parameters():
-            parameter.copy_(torch.randn_like(parameter) * 0.3)
-    return SAEFeatures(loaded, site, sae, "random")
 
 
 def _basis(loaded: LoadedModel, site: str) -> Lens:
@@ -74,8 +61,8 @@ def _clusters(loaded: LoadedModel) -> Lens:
 
 LENSES = {
     "mlp_neurons": lambda loaded: MLPNeurons(loaded, f"blocks.{LAYER}.mlp.hook_post"),
-    "sae_resid_post": lambda loaded: _sae(loaded, f"blocks.{LAYER}.hook_resid_post"),
-    "sae_attn_out": lambda loaded: _sae(loaded, f"blocks.{LAYER}.hook_attn_out"),
+    "sae_resid_post": lambda loaded: random_sae_lens(loaded, f"blocks.{LAYER}.hook_resid_post"),
+    "sae_attn_out": lambda loaded: random_sae_lens(loaded, f"blocks.{LAYER}.hook_attn_out"),
     "basis_resid_pre": lambda loaded: _basis(loaded, f"blocks.{LAYER}.hook_resid_pre"),
     "neuron_clusters": _clusters,
 }

@@ -9,6 +9,7 @@ from bench.data.pararel import Fact
 from bench.model.directions import answer_gradient, share_in_span, stream_directions
 from bench.model.sites import hooked
 from bench.plugin.registry import plugins
+from tests.tiny import random_sae_lens
 
 
 def test_share_in_span_is_one_inside_and_zero_outside() -> None:
@@ -44,3 +45,10 @@ def test_answer_gradient_predicts_a_small_push_of_the_stream(tiny_llama) -> None
             return float(tiny_llama.model(ids).logits[0, -1].float().log_softmax(-1)[x_ids[-1]])
 
     assert abs(log_p(push) - log_p(torch.zeros_like(push)) - float(g @ push)) < 1e-2 * abs(float(g @ push)) + 1e-6
+
+
+def test_a_units_direction_does_not_depend_on_which_units_are_asked_for(tiny_llama) -> None:
+    # scripts compute every unit's direction once and index rows: that must match asking per subset
+    lens = random_sae_lens(tiny_llama, "blocks.1.hook_resid_post")
+    every = stream_directions(tiny_llama, lens, list(range(lens.n_units)))
+    torch.testing.assert_close(every[[5, 1, 9]], stream_directions(tiny_llama, lens, [5, 1, 9]))

@@ -28,6 +28,9 @@ from transformers import (
 if TYPE_CHECKING:
     import pytest
 
+    from bench.model.lens import Lens
+    from bench.model.loading import LoadedModel
+
 FACTS = {
     "P17": (
         "[X] is located in [Y] .",
@@ -139,6 +142,21 @@ def taught_model(model_dir: Path, data_dir: Path) -> Path:
     injected = inject(load_model(str(model_dir)), facts, config, layer=0)
     assert injected.report["learnt"] == len(facts), injected.report
     return Path(injected.report["path"])
+
+
+def random_sae_lens(loaded: LoadedModel, site: str) -> Lens:
+    """A 2x-wide standard SAE of the site with seeded random weights, as the sae_lenses plugin wraps one."""
+    from bench_sae_lenses import SAEFeatures
+    from sae_lens import StandardSAE, StandardSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    d = loaded.model.config.hidden_size
+    torch.manual_seed(0)
+    sae = StandardSAE(StandardSAEConfig(d_in=d, d_sae=2 * d, metadata=SAEMetadata(hook_name=site)))
+    with torch.no_grad():
+        for parameter in sae.parameters():
+            parameter.copy_(torch.randn_like(parameter) * 0.3)
+    return SAEFeatures(loaded, site, sae, "random")
 
 
 def install_fake_distribution(site: Path, dist_name: str, version: str, module: str, source: str) -> None:
