@@ -19,15 +19,16 @@ import statistics
 import numpy as np
 
 from bench.engine.taskspec import load_task
-from bench.model.activations import ActivationSpec, collect, token_ids
+from bench.model.activations import collect
 from bench.model.loading import DEFAULT_MODEL, load_model
 from bench.paths import data_dir
 from bench.plugin.registry import plugins
 from bench.tasks.interpretability.task import (
     InterpretabilityConfig,
+    corpus_spec,
     random_direction_activations,
     score_unit,
-    split_documents,
+    scoring_corpus,
     unit_activations,
 )
 
@@ -46,13 +47,9 @@ def main() -> None:
     loaded = load_model(args.model)
     site = f"blocks.{args.layer}.hook_resid_post"
     lens = registry.lenses.get(args.lens).build(loaded, site, {})
-    spec = ActivationSpec(config.corpus.name, config.corpus.context_size, config.corpus.max_tokens)
+    spec = corpus_spec(config)
     acts = collect(loaded, [site], spec, data_dir(None))
-    ids = token_ids(loaded, spec)
-    vocab = {int(i): loaded.tokenizer.decode([int(i)]) for i in np.unique(ids)}
-    texts = [vocab[int(i)] for i in ids]
-    context_len = spec.context_size - 1
-    halves = split_documents(ids, loaded.tokenizer.eos_token_id, context_len, config.seed)
+    texts, context_len, halves = scoring_corpus(loaded, spec, config.seed)
     judge = registry.judges.get(config.judge.name).build(config.judge.options)
 
     def scores(columns: np.ndarray) -> list[float]:

@@ -29,6 +29,7 @@ from bench.errors import BenchError
 from bench.model.activations import ActivationSpec, collect, token_ids
 from bench.model.attribution import attribute
 from bench.model.lens import Lens
+from bench.model.loading import LoadedModel
 from bench.model.scoring import encode
 from bench.plugin.specs import TaskType
 from bench.stats import mean_se
@@ -213,6 +214,20 @@ def random_direction_activations(site_acts: np.ndarray, n: int, seed: int) -> np
     )
 
 
+def corpus_spec(config: InterpretabilityConfig) -> ActivationSpec:
+    return ActivationSpec(config.corpus.name, config.corpus.context_size, config.corpus.max_tokens)
+
+
+def scoring_corpus(loaded: LoadedModel, spec: ActivationSpec, seed: int) -> tuple[list[str], int, np.ndarray]:
+    """The corpus's token texts, its context length (the activation pass drops each context's
+    first position) and its explanation/held-out split (`split_documents`)."""
+    ids = token_ids(loaded, spec)
+    vocab = {int(i): loaded.tokenizer.decode([int(i)]) for i in np.unique(ids)}
+    context_len = spec.context_size - 1
+    halves = split_documents(ids, loaded.tokenizer.eos_token_id, context_len, seed)
+    return [vocab[int(i)] for i in ids], context_len, halves
+
+
 def _attributed_units(ctx: TaskContext, config: InterpretabilityConfig) -> list[int]:
     if config.units.attributed_facts == 0:
         return []
@@ -237,19 +252,15 @@ def run(ctx: TaskContext) -> dict[str, Any]:
     judge_entry = ctx.plugins.judges.entry(config.judge.name)
     judge = judge_entry.obj.build(config.judge.options)
     lens, loaded = ctx.lens, ctx.loaded
-    spec = ActivationSpec(config.corpus.name, config.corpus.context_size, config.corpus.max_tokens)
+    spec = corpus_spec(config)
     site_acts = collect(loaded, [lens.site, *lens.reads], spec, ctx.data_dir)
-    ids = token_ids(loaded, spec)
-    vocab = {int(i): loaded.tokenizer.decode([int(i)]) for i in np.unique(ids)}
-    texts = [vocab[int(i)] for i in ids]
+    texts, context_len, halves = scoring_corpus(loaded, spec, config.seed)
     seed = config.seed
     rng = np.random.default_rng(seed)
     sampled = sorted(rng.choice(lens.n_units, size=min(config.units.sample, lens.n_units), replace=False).tolist())
     groups = {"sampled": sampled, "attributed": _attributed_units(ctx, config)}
     units = sorted(set(groups["sampled"]) | set(groups["attributed"]))
 
-    context_len = spec.context_size - 1
-    halves = split_documents(ids, loaded.tokenizer.eos_token_id, context_len, config.seed)
     done = {row["id"]: row for row in ctx.slot.done_items()}
     n_random = config.units.random_directions
     todo = [u for u in units if str(u) not in done]
