@@ -101,6 +101,13 @@ def paired_difference(
     return {"diff": float(diffs.mean()), "low": float(low), "high": float(high), "p": p, "n": len(common)}
 
 
+def describe_difference(result: Mapping[str, float | int], resamples: int) -> str:
+    """A paired_difference result as the findings quote it: '+0.012 [-0.033, +0.059], p = 0.58'
+    (a bootstrap p of 0 is 'p < 1/resamples', the resolution it has)."""
+    p = f"p = {result['p']:.3g}" if result["p"] > 0 else f"p < {1 / resamples:g}"
+    return f"{result['diff']:+.3f} [{result['low']:+.3f}, {result['high']:+.3f}], {p}"
+
+
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm-adjusted p-values (family-wise error control over a table's comparisons), in input order.
     scipy offers only false-discovery-rate control (stats.false_discovery_control), hence these lines."""

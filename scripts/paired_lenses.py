@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.plugin.registry import plugins
 from bench.report.leaderboard import item_values
-from bench.stats import paired_difference
+from bench.stats import describe_difference, paired_difference
 
 
 def main() -> None:
@@ -39,11 +39,7 @@ def main() -> None:
     clusters = {item: cluster for v in values for item, (cluster, _) in v.items()}
     result = paired_difference(a, b, clusters, args.resamples, seed=0)
     names = [f"{r['lens']['name']} ({r['lens']['site']}, {r['task']['name']})" for r in records]
-    p = f"p = {result['p']:.3g}" if result["p"] > 0 else f"p < {1 / args.resamples:g}"
-    print(
-        f"{metric}: {names[0]} − {names[1]} = {result['diff']:+.3f} "
-        f"[{result['low']:+.3f}, {result['high']:+.3f}], {p}, {result['n']} facts"
-    )
+    print(f"{metric}: {names[0]} − {names[1]} = {describe_difference(result, args.resamples)}, {result['n']} facts")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from bench.engine.records import record_items
-from bench.stats import holm, paired_difference
+from bench.stats import describe_difference, holm, paired_difference
 
 
 def lens_and_floor(record: dict, k: int) -> tuple[dict[str, float], dict[str, float]]:
@@ -51,10 +51,9 @@ def main() -> None:
     # a bootstrap p of 0 means "below 1/resamples": adjust that bound, not 0
     adjusted = holm([max(result["p"], 1 / args.resamples) for _, _, result in rows])
     for (name, k, result), p_holm in zip(rows, adjusted, strict=True):
-        p = f"p = {result['p']:.2g}" if result["p"] > 0 else f"p < {1 / args.resamples:g}"
         print(
-            f"{name} k = {k}: lens − floor {result['diff']:+.3f} [{result['low']:+.3f}, {result['high']:+.3f}], "
-            f"{p}, Holm over the {len(rows)} comparisons {p_holm:.2g}, {result['n']} features"
+            f"{name} k = {k}: lens − floor {describe_difference(result, args.resamples)}, "
+            f"Holm over the {len(rows)} comparisons {p_holm:.2g}, {result['n']} features"
         )
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bench.report.leaderboard import frame, headline, leading_group
-from bench.stats import holm, paired_difference
+from bench.stats import describe_difference, holm, paired_difference
 
 SITE = "blocks.2.hook_resid_post"
 
@@ -87,3 +87,9 @@ def test_minimal_detectable_difference_comes_from_the_two_ses() -> None:
     a["metrics"]["selectivity_at_kl@0.05"]["se"], b["metrics"]["selectivity_at_kl@0.05"]["se"] = 0.03, 0.04
     top = headline(frame([a, b]))
     assert minimal_detectable(top) == {"knowledge_ablation": pytest.approx(2.8 * 0.05)}
+
+
+def test_a_difference_is_described_with_its_interval_and_the_resolution_of_its_p() -> None:
+    result = {"diff": 0.0123, "low": -0.033, "high": 0.0591, "p": 0.58, "n": 10}
+    assert describe_difference(result, 10_000) == "+0.012 [-0.033, +0.059], p = 0.58"
+    assert describe_difference(result | {"p": 0.0}, 10_000).endswith("p < 0.0001")
