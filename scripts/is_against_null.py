@@ -18,16 +18,14 @@ from pathlib import Path
 from scipy.stats import mannwhitneyu
 
 from bench.engine.records import record_items
-
-# The task names its random-direction null items random0, random1, …; unit items by unit index.
-NULL_PREFIX = "random"
+from bench.tasks.interpretability.task import random_direction_id
 
 
 def lens_and_null(record: dict) -> tuple[list[float], list[float]]:
     by_id = {item["id"]: item["is"] for item in record_items(record)}
     sampled = [by_id[str(unit)] for unit in record["units"]["sampled"]]
-    null = [score for item_id, score in by_id.items() if item_id.startswith(NULL_PREFIX)]
-    return sampled, null
+    n_null = record["task"]["config"]["units"]["random_directions"]
+    return sampled, [by_id[random_direction_id(j)] for j in range(n_null)]
 
 
 def main() -> None:

@@ -48,6 +48,10 @@ def test_probe_against_floor_refuses_a_compact_record() -> None:
 
 def test_is_against_null_splits_sampled_units_from_null_directions() -> None:
     items = [{"id": str(u), "is": 0.1 * u} for u in (3, 5, 7)] + [{"id": f"random{i}", "is": -1.0} for i in range(4)]
-    record = {"units": {"sampled": [3, 5], "attributed": [7]}, "items": items}
+    record = {
+        "task": {"config": {"units": {"random_directions": 4}}},
+        "units": {"sampled": [3, 5], "attributed": [7]},
+        "items": items,
+    }
     sampled, null = _script("is_against_null").lens_and_null(record)
     assert sampled == pytest.approx([0.3, 0.5]) and null == [-1.0] * 4

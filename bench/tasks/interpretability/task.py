@@ -214,6 +214,11 @@ def random_direction_activations(site_acts: np.ndarray, n: int, seed: int) -> np
     )
 
 
+def random_direction_id(j: int) -> str:
+    """The record item id of the null's j-th random direction (a unit's id is its index)."""
+    return f"random{j}"
+
+
 def corpus_spec(config: InterpretabilityConfig) -> ActivationSpec:
     return ActivationSpec(config.corpus.name, config.corpus.context_size, config.corpus.max_tokens)
 
@@ -264,7 +269,7 @@ def run(ctx: TaskContext) -> dict[str, Any]:
     done = {row["id"]: row for row in ctx.slot.done_items()}
     n_random = config.units.random_directions
     todo = [u for u in units if str(u) not in done]
-    random_todo = [j for j in range(n_random) if f"random{j}" not in done]
+    random_todo = [j for j in range(n_random) if random_direction_id(j) not in done]
     bar = ctx.progress("units", len(units) + n_random, len(units) + n_random - len(todo) - len(random_todo))
 
     def log(rows: list[dict[str, Any]]) -> None:
@@ -281,11 +286,11 @@ def run(ctx: TaskContext) -> dict[str, Any]:
         log([{"id": str(u), "unit": u, **scored_unit(acts[:, j], seed + u)} for j, u in enumerate(chunk)])
     if random_todo:
         acts = random_direction_activations(site_acts[lens.site], n_random, seed)
-        log([{"id": f"random{j}", **scored_unit(acts[:, j], seed + j)} for j in random_todo])
+        log([{"id": random_direction_id(j), **scored_unit(acts[:, j], seed + j)} for j in random_todo])
     bar.close()
 
     scored = {group: [done[str(u)] for u in members] for group, members in groups.items()}
-    scored["random_direction"] = [done[f"random{j}"] for j in range(n_random)]
+    scored["random_direction"] = [done[random_direction_id(j)] for j in range(n_random)]
     null = shuffled_null(judge, scored["sampled"], seed)
     resamples = config.bootstrap.resamples
     metrics = {
