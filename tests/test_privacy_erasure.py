@@ -69,7 +69,7 @@ def test_each_template_of_a_fact_has_one_role(injection: int, refine: int) -> No
 
 
 def test_a_split_that_leaves_no_gen_template_is_refused() -> None:
-    with pytest.raises(BenchError, match=r"leave no template for Gen in .*employer.*fewest templates a relation has is 10"):
+    with pytest.raises(BenchError, match=r"no template for Gen in .*employer.*fewest templates a relation has is 10"):
         template_split(generate(2, seed=0), PrivateDataConfig(injection_templates=8, refine_templates=2))
 
 
